@@ -1,0 +1,26 @@
+"""The ``ganzoo`` command line: one module per command group, thin over the SDK."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import run_main
+from .convert import convert_cmd
+from .models import info_cmd, list_cmd
+from .sample import sample_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ganzoo", prog_name="ganzoo")
+def cli() -> None:
+    """ganzoo: pretrained GANs by name - sample, convert, invert, edit, export."""
+
+
+for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd):
+    cli.add_command(_cmd)
+
+
+def main() -> None:
+    sys.exit(run_main(cli))

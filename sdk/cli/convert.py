@@ -1,0 +1,37 @@
+"""``ganzoo convert SRC OUT_DIR``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import emit_json, friendly_errors, progress_printer, quiet_option
+
+
+@click.command("convert")
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("out_dir", type=click.Path())
+@click.option("--format", "fmt", default=None, help="Force a source format (see --list-formats).")
+@click.option("--name", "model_name", default=None, help="Registry name to record in config and card.")
+@click.option("--fp16", is_flag=True, help="Store float tensors as float16 (loads as float32).")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written config as JSON.")
+@quiet_option
+@friendly_errors
+def convert_cmd(src: str, out_dir: str, fmt: str | None, model_name: str | None, fp16: bool, force: bool,
+                as_json: bool, quiet: bool) -> None:
+    """Convert an upstream checkpoint SRC into a ganzoo model folder OUT_DIR (never executes the file)."""
+    import json
+
+    import torch
+
+    import converters
+
+    out = converters.convert(src, out_dir, format=fmt, model_name=model_name,
+                             dtype=torch.float16 if fp16 else None, overwrite=force,
+                             progress=progress_printer(quiet))
+    config = json.loads((out / "config.json").read_text())
+    if as_json:
+        emit_json({"out_dir": str(out), **config})
+    else:
+        click.echo(f"wrote {out} ({config['architecture']}, {config['img_resolution']}px, "
+                   f"from {config['provenance']['source_format']})")

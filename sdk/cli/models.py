@@ -1,0 +1,63 @@
+"""``ganzoo list`` and ``ganzoo info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import zoo
+from zoo.registry import all_entries
+
+from .common import emit_json, friendly_errors
+
+
+@click.command("list")
+@click.option("--family", default=None, help="Only this family (stylegan2, dcgan, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def list_cmd(family: str | None, as_json: bool) -> None:
+    """List registered models with family, resolution, conditioning and licence."""
+    entries = [e for e in all_entries() if family is None or e.family == family]
+    if family and not entries:
+        families = sorted({e.family for e in all_entries()})
+        raise click.ClickException(f"no models in family {family!r}; families: {', '.join(families)}")
+    if as_json:
+        emit_json([e.to_dict() for e in entries])
+        return
+    rows = [("NAME", "FAMILY", "RES", "CLASSES", "LICENCE", "LOCAL")]
+    from zoo.loading import load_embedded_or_cached
+
+    for e in entries:
+        rows.append((e.name, e.family, str(e.resolution), str(e.num_classes) if e.conditional else "-",
+                     e.license + (" (non-commercial)" if e.non_commercial else ""),
+                     "yes" if load_embedded_or_cached(e) else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(col.ljust(w) for col, w in zip(r, widths)).rstrip())
+
+
+@click.command("info")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--card", is_flag=True, help="Print the rendered model card.")
+@friendly_errors
+def info_cmd(model: str, as_json: bool, card: bool) -> None:
+    """Show registry facts and card data for MODEL."""
+    d = zoo.info(model)
+    if card:
+        from zoo.cards import render_card
+        from zoo.format import read_config
+
+        config = read_config(Path(d["local_path"])) if d["local_path"] else None
+        click.echo(render_card(config, model_name=model))
+        return
+    if as_json:
+        emit_json(d)
+        return
+    for key in ("name", "family", "architecture", "dataset", "resolution", "conditional", "num_classes", "license",
+                "license_note", "paper", "fid", "url", "sha256", "source_format", "local_path", "notes"):
+        value = d.get(key)
+        if value in (None, "", 0, False) and key not in ("conditional",):
+            continue
+        click.echo(f"{key:>14}: {value}")

@@ -1,0 +1,66 @@
+"""``ganzoo sample``: seeds -> image files or a grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import emit_json, friendly_errors, resolve_device
+
+DEFAULT_MODEL = "dcgan-digiface-64"
+
+
+@click.command("sample")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("--seeds", default="0-7", show_default=True, help="Seeds, e.g. 0-7,12.")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--trunc-cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
+@click.option("--class", "class_idx", default=None, help="Class index (conditional models).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--outdir", type=click.Path(file_okay=False), default=None, help="Write seedNNNN.png files here.")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here.")
+@click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns.")
+@click.option("--json", "as_json", is_flag=True, help="Print written paths as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@friendly_errors
+def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
+               noise_mode: str, batch_size: int, device: str, outdir: str | None, grid: str | None,
+               cols: int | None, as_json: bool, quiet: bool) -> None:
+    """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
+    import sdk
+    import zoo
+
+    if not outdir and not grid:
+        raise click.UsageError("give --outdir DIR or --grid FILE.png")
+    seed_list = sdk.parse_seeds(seeds)
+    dev = resolve_device(device)
+    G = zoo.load(model, device=dev, quiet=quiet)
+    cls = resolve_class(G, class_idx)
+    images = sdk.sample(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
+                        class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet)
+    written = []
+    if outdir:
+        for s, im in zip(seed_list, images):
+            written.append(str(sdk.save_image(im, Path(outdir) / f"seed{s:04d}.png")))
+    if grid:
+        written.append(str(sdk.save_image(sdk.make_grid(images, cols=cols), grid)))
+    if as_json:
+        emit_json({"model": model, "seeds": seed_list, "files": written})
+    elif not quiet:
+        click.echo(f"wrote {len(written)} file(s): {written[0]}{' ...' if len(written) > 1 else ''}", err=True)
+
+
+def resolve_class(G: object, class_arg: str | None) -> int | None:
+    """``--class`` as an index, or a class name when the model has names."""
+    if class_arg is None:
+        return None
+    try:
+        return int(class_arg)
+    except ValueError:
+        pass
+    from sdk.classes import class_index
+
+    return class_index(G, class_arg)

@@ -1,0 +1,75 @@
+"""Tensor <-> PIL conversion, grids and saving (the upstream pixel convention)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W]`` in nominal [-1, 1] -> uint8 ``[N, H, W, C]``: ``(x * 127.5 + 128).clamp(0, 255)``."""
+    return (img.detach().to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def to_pil(img: torch.Tensor) -> list[Image.Image]:
+    """Batch of generator outputs -> PIL images (mode ``L`` for 1 channel, ``RGB`` for 3, ``RGBA`` for 4)."""
+    arr = to_uint8(img).numpy()
+    out = []
+    for a in arr:
+        if a.shape[-1] == 1:
+            out.append(Image.fromarray(a[..., 0], mode="L"))
+        elif a.shape[-1] in (3, 4):
+            out.append(Image.fromarray(a, mode="RGB" if a.shape[-1] == 3 else "RGBA"))
+        else:
+            raise ValueError(f"cannot make an image from {a.shape[-1]} channels")
+    return out
+
+
+def make_grid(images: Sequence[Image.Image], cols: int | None = None, pad: int = 0) -> Image.Image:
+    """Tile images row-major into one picture (``cols`` defaults to a near-square layout)."""
+    if not images:
+        raise ValueError("no images to put in a grid")
+    cols = cols or math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    w, h = images[0].size
+    mode = "RGB" if any(im.mode != "L" for im in images) else "L"
+    grid = Image.new(mode, (cols * w + (cols - 1) * pad, rows * h + (rows - 1) * pad))
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid.paste(im.convert(mode), (c * (w + pad), r * (h + pad)))
+    return grid
+
+
+def save_image(image: Image.Image, path: str | os.PathLike[str], **kwargs: object) -> Path:
+    """Save atomically (temporary name in the same folder, then rename); format from the extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unknown image extension {path.suffix!r}; use .png, .jpg, .webp or .gif")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        image.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def pil_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
+    """PIL image -> ``[1, C, H, W]`` float in [-1, 1] (inverse of the pixel convention)."""
+    image = image.convert("L" if channels == 1 else "RGB")
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+    return (t - 128) / 127.5

@@ -1,0 +1,121 @@
+"""Seeds -> latents -> images, and the truncation trick as a function on latents."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .images import to_pil
+
+
+def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
+    """``np.random.RandomState(seed).randn(1, z_dim)`` as float32 ``[1, z_dim]`` (NVIDIA ``gen_images.py``)."""
+    if not 0 <= int(seed) < 2 ** 32:
+        raise ValueError(f"seed {seed} out of range: seeds are integers in [0, 2**32)")
+    return torch.from_numpy(np.random.RandomState(int(seed)).randn(1, z_dim)).to(torch.float32)
+
+
+def seeds_to_z(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:
+    """Stacked per-seed latents using the generator's own seed convention (``G.z_convention``)."""
+    convention = getattr(G, "z_convention", "nvidia")
+    fn = Z_CONVENTIONS.get(convention)
+    if fn is None:
+        raise ValueError(f"unknown z convention {convention!r}")
+    return torch.cat([fn(int(s), G.z_dim, truncation_psi) for s in seeds], dim=0)
+
+
+def _nvidia_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
+    return seed_to_z(seed, z_dim)
+
+
+#: Seed -> z functions by name; families with another convention add theirs here.
+Z_CONVENTIONS = {"nvidia": _nvidia_z}
+
+
+def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:
+    """Truncation trick on W/W+ latents: lerp ``ws[:, :cutoff]`` towards ``G``'s ``w_avg``.
+
+    ``ws`` is ``[N, num_ws, w_dim]`` (or ``[N, w_dim]``, treated as one layer). ``psi=1`` is the
+    identity and ``psi=0`` gives ``w_avg``.
+    """
+    from zoo.stylegan2 import truncate_ws
+
+    w_avg = getattr(G, "w_avg", None)
+    if w_avg is None:
+        raise ValueError("truncate() needs a style-based generator with w_avg")
+    if ws.ndim == 2:
+        return truncate_ws(ws.unsqueeze(1), w_avg, psi, cutoff).squeeze(1)
+    return truncate_ws(ws, w_avg, psi, cutoff)
+
+
+def _parse_device(G: Any) -> torch.device:
+    try:
+        return next(G.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def _batches(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+             class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+             **forward_kwargs: Any) -> torch.Tensor:
+    """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1])."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no seeds given")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    device = _parse_device(G)
+    out = []
+    with torch.no_grad(), tqdm(total=len(seeds), desc="sampling", unit="img", disable=quiet) as bar:
+        for chunk in _batches(seeds, batch_size):
+            z = seeds_to_z(G, chunk, truncation_psi).to(device)
+            c = G.make_c(class_idx, len(chunk), device=device)
+            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                    noise_mode=noise_mode, **forward_kwargs)
+            out.append(img.to(torch.float32).cpu())
+            bar.update(len(chunk))
+    return torch.cat(out, dim=0)
+
+
+def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+           class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+           **forward_kwargs: Any) -> list[Image.Image]:
+    """One PIL image per seed; the same seed gives the same image whatever ``batch_size``."""
+    return to_pil(generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                           class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                           **forward_kwargs))
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-7,12"`` -> ``[0, 1, ..., 7, 12]``."""
+    seeds: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"bad seed list {spec!r}: use numbers and ranges like 0-7,12") from None
+    if not seeds:
+        raise ValueError(f"bad seed list {spec!r}: no seeds")
+    for s in seeds:
+        if not 0 <= s < 2 ** 32:
+            raise ValueError(f"seed {s} out of range [0, 2**32)")
+    return seeds

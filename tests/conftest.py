@@ -1,0 +1,80 @@
+"""Shared test helpers: locate ../shared, read fixture manifests and goldens, compare with tolerances."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GANZOO_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+WEIGHTS = SHARED / "weights"
+DIRECTIONS = SHARED / "directions"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own ganzoo cache and no licence chatter."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path_factory.mktemp("ganzoo-cache")))
+    monkeypatch.setenv("GANZOO_NO_LICENSE_NOTICE", "1")
+
+
+def fixture_dir(name: str) -> Path:
+    d = FIXTURES / name
+    if not d.is_dir():
+        pytest.fail(f"shared fixture {name} missing at {d}; CI must provide ../shared")
+    return d
+
+
+def manifest(name: str) -> dict[str, Any]:
+    return json.loads((fixture_dir(name) / "manifest.json").read_text())
+
+
+def golden(name: str) -> dict[str, torch.Tensor]:
+    return load_file(fixture_dir(name) / "golden.safetensors")
+
+
+def tolerance(man: dict[str, Any], key: str, default: float | None = None) -> float:
+    """The manifest's max-abs tolerance for golden ``key`` (exact key first, then glob patterns).
+
+    ``default`` covers keys the manifest gives none for, e.g. stored buffers that must copy exactly (0).
+    """
+    tol = man["tolerance"]
+    if key in tol and isinstance(tol[key], (int, float)):
+        return float(tol[key])
+    for pattern, value in tol.items():
+        if isinstance(value, (int, float)) and fnmatch.fnmatch(key, pattern):
+            return float(value)
+    if default is not None:
+        return default
+    raise KeyError(f"manifest {man['name']} states no tolerance for {key}")
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {list(actual.shape)} != {list(expected.shape)}"
+    err = (actual.to(torch.float32) - expected.to(torch.float32)).abs().max().item()
+    assert err <= tol, f"{what}: max-abs error {err:.3g} exceeds tolerance {tol:g}"
+
+
+@pytest.fixture(scope="session")
+def converted_fixture(tmp_path_factory: pytest.TempPathFactory):
+    """``converted_fixture(name, file)`` -> folder converted once per session with the project converter."""
+    import converters
+
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, file: str) -> Path:
+        key = (name, file)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"conv-{name}") / "model"
+            cache[key] = converters.convert(fixture_dir(name) / file, out)
+        return cache[key]
+
+    return get

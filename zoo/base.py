@@ -1,0 +1,66 @@
+"""The common generator interface every architecture family implements."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class GanGenerator(nn.Module):
+    """Base class: a generator built from a JSON-able config, with the zoo's sampling surface.
+
+    Subclasses set ``z_dim``, ``c_dim``, ``w_dim``, ``num_ws``, ``img_resolution``, ``img_channels``
+    and implement ``forward(z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const")``.
+    Style-based families also implement ``mapping`` and ``synthesis``.
+    """
+
+    architecture: ClassVar[str] = ""
+    #: "stylegan" generators have a W space (mapping/synthesis); others take z directly.
+    style_based: ClassVar[bool] = False
+    #: How ``sdk.sample`` turns a seed into z: "nvidia" (RandomState randn), "biggan" (truncated normal).
+    z_convention: ClassVar[str] = "nvidia"
+
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    num_ws: int
+    img_resolution: int
+    img_channels: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names: list[str] | None = None
+        self.model_info: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "GanGenerator":
+        return cls(**config["init_kwargs"])
+
+    def init_kwargs(self) -> dict[str, Any]:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def make_c(self, class_idx: int | list[int] | None, batch: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """One-hot labels for ``class_idx`` (broadcast to ``batch``); ``None`` for unconditional models."""
+        if self.c_dim == 0:
+            if class_idx is not None:
+                raise ValueError("this model is unconditional: drop the class argument")
+            return None
+        if class_idx is None:
+            raise ValueError(f"this model is conditional ({self.c_dim} classes): pass a class index 0..{self.c_dim - 1}")
+        idx = [class_idx] * batch if isinstance(class_idx, int) else list(class_idx)
+        for i in idx:
+            if not 0 <= int(i) < self.c_dim:
+                raise ValueError(f"class index {i} out of range: this model has classes 0..{self.c_dim - 1}")
+        c = torch.zeros(len(idx), self.c_dim, device=device)
+        c[torch.arange(len(idx)), torch.as_tensor(idx, dtype=torch.long)] = 1
+        return c
+
+    def check_inputs(self, z: torch.Tensor, c: torch.Tensor | None) -> None:
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape [N, {self.z_dim}], got {list(z.shape)}")
+        if self.c_dim > 0:
+            if c is None or c.shape != (z.shape[0], self.c_dim):
+                got = None if c is None else list(c.shape)
+                raise ValueError(f"c must be a one-hot tensor of shape [{z.shape[0]}, {self.c_dim}], got {got}")

@@ -1,0 +1,97 @@
+"""``zoo.load``: registry name, converted folder, upstream file, or ``hf-hub:org/name`` -> generator."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConversionError
+from .format import CONFIG_NAME, load_folder, sha256_file
+from .registry import ModelEntry, get_entry, is_registered
+
+EMBEDDED_DIR = Path(__file__).parent / "weights"
+_NOTICED: set[str] = set()
+
+
+def cache_dir() -> Path:
+    """Root of ganzoo's cache (``GANZOO_CACHE``, else the user cache dir)."""
+    env = os.environ.get("GANZOO_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganzoo"
+
+
+def converted_dir(name: str) -> Path:
+    return cache_dir() / "models" / name
+
+
+def _licence_notice(entry: ModelEntry, quiet: bool) -> None:
+    if not entry.non_commercial or quiet or os.environ.get("GANZOO_NO_LICENSE_NOTICE"):
+        return
+    if entry.name in _NOTICED:
+        return
+    _NOTICED.add(entry.name)
+    note = entry.license_text or entry.license
+    print(f"ganzoo: {entry.name}: {note} (silence with GANZOO_NO_LICENSE_NOTICE=1)", file=sys.stderr)
+
+
+def _convert_file_cached(path: Path, quiet: bool) -> Path:
+    """Convert an upstream file once; the cache key is the file's sha256."""
+    from converters import convert
+
+    digest = sha256_file(path)
+    out = cache_dir() / "converted-files" / digest[:32]
+    if not (out / CONFIG_NAME).is_file():
+        progress = None if quiet else (lambda msg: print(f"ganzoo: {msg}", file=sys.stderr))
+        convert(path, out, overwrite=True, progress=progress)
+    return out
+
+
+def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", *, quiet: bool = False,
+         **kwargs: Any) -> torch.nn.Module:
+    """Load a generator by registry name, converted folder, upstream checkpoint file, or ``hf-hub:`` id.
+
+    Registry names resolve in order: embedded in the package -> local converted cache -> Hub (when the
+    entry names a repo) -> the original URL, downloaded, verified and converted on first use.
+    """
+    spec = os.fspath(name_or_path)
+    if spec.startswith("hf-hub:"):
+        from .hub import load_from_hub
+
+        return load_from_hub(spec[len("hf-hub:"):], device=device, quiet=quiet, **kwargs)
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_dir():
+            if (path / CONFIG_NAME).is_file():
+                return load_folder(path, device)
+            try:
+                return load_folder(_convert_file_cached(path, quiet), device)
+            except ConversionError as e:
+                raise ConversionError(f"{path} is neither a ganzoo model folder nor a known checkpoint folder: {e}") \
+                    from None
+        return load_folder(_convert_file_cached(path, quiet), device)
+    if not is_registered(spec) and (os.sep in spec or spec.endswith((".pkl", ".pt", ".pth", ".bin", ".ckpt", ".tar"))):
+        raise FileNotFoundError(f"no such file or folder: {spec}")
+    entry = get_entry(spec)
+    _licence_notice(entry, quiet)
+    if entry.embedded:
+        model = load_folder(EMBEDDED_DIR / entry.name, device)
+    else:
+        from .download import ensure_converted
+
+        model = load_folder(ensure_converted(entry, quiet=quiet), device)
+    model.model_info["model_name"] = entry.name
+    return model
+
+
+def load_embedded_or_cached(entry: ModelEntry) -> Path | None:
+    """The local converted folder for ``entry`` if present (embedded or cache), else ``None``."""
+    if entry.embedded:
+        return EMBEDDED_DIR / entry.name
+    d = converted_dir(entry.name)
+    return d if (d / CONFIG_NAME).is_file() else None

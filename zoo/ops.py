@@ -1,0 +1,189 @@
+"""Reference ops shared by the style-based generators, in plain PyTorch (no custom kernels).
+
+Semantics follow the NVlabs ``torch_utils/ops`` reference paths (``upfirdn2d``, ``bias_act``,
+``conv2d_resample``) so that converted weights reproduce upstream outputs; the code is our own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+LRELU_GAIN = math.sqrt(2.0)
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def make_filter(taps: Sequence[float]) -> torch.Tensor:
+    """Normalised 2-D FIR filter from 1-D taps (outer product), as stored in ``resample_filter`` buffers."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    act: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+    alpha: float = 0.2,
+) -> torch.Tensor:
+    """Add a per-channel bias (dim 1), apply an activation, scale by ``gain``, clamp to +-``clamp``."""
+    if b is not None:
+        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
+    if act == "lrelu":
+        x = F.leaky_relu(x, alpha)
+        gain = LRELU_GAIN if gain is None else gain
+    elif act == "relu":
+        x = F.relu(x)
+        gain = LRELU_GAIN if gain is None else gain
+    elif act != "linear":
+        raise ValueError(f"unknown activation {act!r}")
+    if gain is not None and gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def _separable(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Split a rank-1 2-D filter into (column, row) taps; ``None`` when it is not separable."""
+    if f.ndim != 2:
+        return None
+    row = f.sum(dim=0)
+    col = f.sum(dim=1)
+    total = f.sum()
+    if total == 0 or not torch.allclose(torch.outer(col, row) / total, f, atol=1e-7, rtol=1e-5):
+        return None
+    return col / total.sqrt(), row / total.sqrt()
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    padding: Sequence[int] = (0, 0, 0, 0),
+    gain: float = 1.0,
+    flip_filter: bool = False,
+    separable: bool = False,
+) -> torch.Tensor:
+    """Upsample by zero insertion, pad/crop (x0, x1, y0, y1), FIR-filter, downsample by striding.
+
+    ``separable=True`` filters with two 1-D passes when ``f`` is an outer product (fewer FLOPs at
+    high resolution; equal to the 2-D pass up to float rounding).
+    """
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = f.to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    parts = _separable(f) if (separable and f.ndim == 2) else None
+    if f.ndim == 1:
+        parts = (f, f)
+    if parts is not None:
+        col, row = parts
+        g = gain ** 0.5
+        x = F.conv2d(x, (row * g).reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+        x = F.conv2d(x, (col * g).reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    else:
+        x = F.conv2d(x, (f * gain)[None, None].repeat(c, 1, 1, 1), groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, separable: bool = False) -> torch.Tensor:
+    fw = f.shape[-1]
+    p0, p1 = (fw + up - 1) // 2, (fw - up) // 2
+    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up, separable=separable)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
+    fw = f.shape[-1]
+    p0, p1 = (fw - down + 1) // 2, (fw - down) // 2
+    return upfirdn2d(x, f, down=down, padding=(p0, p1, p0, p1))
+
+
+def conv2d_resample(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    f: torch.Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    flip_weight: bool = True,
+    separable: bool = False,
+) -> torch.Tensor:
+    """2-D convolution with optional 2x FIR upsampling (no downsampling needed by generators).
+
+    Upsampling with a k>1 kernel is a stride-2 transposed convolution followed by the FIR filter,
+    the order NVIDIA's reference uses, so results match to float rounding.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    if up == 1:
+        if not flip_weight:
+            w = w.flip([2, 3])
+        return F.conv2d(x, w, padding=padding)
+    assert f is not None
+    fw = f.shape[-1]
+    p0 = padding + (fw + up - 1) // 2
+    p1 = padding + (fw - up) // 2
+    if kh == 1 and kw == 1:
+        x = F.conv2d(x, w)
+        return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up, separable=separable)
+    # conv_transpose2d computes a true convolution; the reference flips the weight unless told not to.
+    if flip_weight:
+        w = w.flip([2, 3])
+    p0 -= kw - 1
+    p1 -= kw - up
+    pt = max(min(-p0, -p1), 0)
+    x = F.conv_transpose2d(x, w.transpose(0, 1), stride=up, padding=pt)
+    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    flip_weight: bool = True,
+    separable: bool = False,
+) -> torch.Tensor:
+    """Modulated convolution in activation-scaling form.
+
+    Scales the input channels by the styles, runs one shared-weight convolution, then scales the
+    output channels by the demodulation coefficients. Numerically equal to the grouped per-sample
+    weight form, but the graph has no batch-size-dependent reshape, so it exports with a dynamic batch.
+    """
+    n = x.shape[0]
+    out_c, in_c, kh, kw = weight.shape
+    if styles.shape != (n, in_c):
+        raise ValueError(f"styles shape {tuple(styles.shape)} does not match input [{n}, {in_c}]")
+    x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+    x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
+                        flip_weight=flip_weight, separable=separable)
+    if demodulate:
+        # sum_i,k (w[o,i,k] * s[n,i])^2 == (s^2) @ (sum_k w^2)^T
+        wsq = weight.square().sum(dim=[2, 3])  # [out, in]
+        dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [n, out]
+        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
