@@ -32,8 +32,17 @@ def _nvidia_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
     return seed_to_z(seed, z_dim)
 
 
+def _torch_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
+    """``torch.manual_seed(seed); torch.randn(1, z_dim)`` on CPU (rosinality/stylegan2-pytorch scripts),
+    drawn from a private generator so the global RNG state is left alone."""
+    if not 0 <= int(seed) < 2 ** 64:
+        raise ValueError(f"seed {seed} out of range: seeds are integers in [0, 2**64)")
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(1, z_dim, generator=g)
+
+
 #: Seed -> z functions by name; families with another convention add theirs here.
-Z_CONVENTIONS = {"nvidia": _nvidia_z}
+Z_CONVENTIONS = {"nvidia": _nvidia_z, "torch": _torch_z}
 
 
 def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:

@@ -217,7 +217,8 @@ class SynthesisBlock(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
-                 channel_max: int = 512, num_fp16_res: int = 0, **block_kwargs: Any) -> None:
+                 channel_max: int = 512, num_fp16_res: int = 0, channels: dict[Any, int] | None = None,
+                 **block_kwargs: Any) -> None:
         super().__init__()
         log2 = int(np.log2(img_resolution))
         if img_resolution < 4 or 2 ** log2 != img_resolution:
@@ -225,7 +226,14 @@ class SynthesisNetwork(nn.Module):
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.num_fp16_res = num_fp16_res
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        if channels is None:
+            channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        else:  # explicit widths per resolution (checkpoints whose widths follow no base/max rule)
+            given = {int(k): int(v) for k, v in channels.items()}
+            missing = [r for r in self.block_resolutions if r not in given]
+            if missing:
+                raise ValueError(f"channels lacks resolution(s) {missing}")
+            channels = given
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = channels[res // 2] if res > 4 else 0
@@ -263,20 +271,27 @@ class StyleGAN2Generator(GanGenerator):
                  mapping_kwargs: dict[str, Any] | None = None, channel_base: int = 32768, channel_max: int = 512,
                  num_fp16_res: int = 0, conv_clamp: float | None = None, architecture: str = "skip",
                  resample_filter: Sequence[float] = (1, 3, 3, 1), use_noise: bool = True,
-                 activation: str = "lrelu") -> None:
+                 activation: str = "lrelu", channels: dict[Any, int] | None = None,
+                 z_convention: str | None = None) -> None:
         super().__init__()
         self._kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
                             img_channels=img_channels, mapping_kwargs=dict(mapping_kwargs or {}),
                             channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
                             conv_clamp=conv_clamp, architecture=architecture, resample_filter=list(resample_filter),
                             use_noise=use_noise, activation=activation)
+        # Optional arguments enter the config only when set, so existing configs stay unchanged.
+        if channels is not None:
+            self._kwargs["channels"] = {str(k): int(v) for k, v in channels.items()}
+        if z_convention is not None:
+            self._kwargs["z_convention"] = z_convention
+            self.z_convention = z_convention  # the seed -> z recipe of the source codebase
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
                                           channel_base=channel_base, channel_max=channel_max,
                                           num_fp16_res=num_fp16_res, architecture=architecture,
                                           resample_filter=resample_filter, conv_clamp=conv_clamp,
-                                          use_noise=use_noise, activation=activation)
+                                          use_noise=use_noise, activation=activation, channels=channels)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
                                       **(mapping_kwargs or {}))
