@@ -16,6 +16,7 @@ from zoo.format import build_config, sha256_file, write_model_folder
 
 from . import dcgan, nvidia  # noqa: F401  (register formats)
 from . import rosinality, tf_stylegan2  # noqa: F401  (register formats)
+from . import biggan, progan  # noqa: F401
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 
 __all__ = ["convert", "convert_to_config", "detect_format", "list_formats", "Converted", "SourceFormat"]

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .classes import resolve_class
 from .images import to_pil
+from .truncated_noise import biggan_seed_to_z
 
 
 def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
@@ -43,6 +45,7 @@ def _torch_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
 
 #: Seed -> z functions by name; families with another convention add theirs here.
 Z_CONVENTIONS = {"nvidia": _nvidia_z, "torch": _torch_z}
+Z_CONVENTIONS["biggan"] = biggan_seed_to_z
 
 
 def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:
@@ -74,7 +77,7 @@ def _batches(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 
 def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-             class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+             class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
              **forward_kwargs: Any) -> torch.Tensor:
     """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1])."""
     seeds = [int(s) for s in seeds]
@@ -83,6 +86,7 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     device = _parse_device(G)
+    class_idx = resolve_class(G, class_idx)  # names ("golden retriever") -> indices
     out = []
     with torch.no_grad(), tqdm(total=len(seeds), desc="sampling", unit="img", disable=quiet) as bar:
         for chunk in _batches(seeds, batch_size):
@@ -96,7 +100,7 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
 
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-           class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+           class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
            **forward_kwargs: Any) -> list[Image.Image]:
     """One PIL image per seed; the same seed gives the same image whatever ``batch_size``."""
     return to_pil(generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,

@@ -88,6 +88,7 @@ def ensure_converted(entry: ModelEntry, quiet: bool = False) -> Path:
         try:
             download(entry.url, src, expected_sha256=entry.sha256, expected_size=entry.size_bytes, quiet=quiet,
                      desc=entry.name)
+            companions = [download(u, downloads / u.rsplit("/", 1)[-1], quiet=quiet) for u in entry.companion_urls]
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             if isinstance(e, FileExistsError):
                 raise
@@ -101,4 +102,6 @@ def ensure_converted(entry: ModelEntry, quiet: bool = False) -> Path:
             shutil.rmtree(out, ignore_errors=True)
             raise
         src.unlink(missing_ok=True)
+        for c in companions:
+            c.unlink(missing_ok=True)
     return out

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .errors import ConversionError
-from .format import CONFIG_NAME, load_folder, sha256_file
+from .format import CONFIG_NAME, WEIGHTS_NAME, load_folder, sha256_file
 from .registry import ModelEntry, get_entry, is_registered
 
 EMBEDDED_DIR = Path(__file__).parent / "weights"
@@ -44,12 +44,26 @@ def _convert_file_cached(path: Path, quiet: bool) -> Path:
     """Convert an upstream file once; the cache key is the file's sha256."""
     from converters import convert
 
-    digest = sha256_file(path)
+    digest = sha256_file(path) if path.is_file() else _folder_digest(path)
     out = cache_dir() / "converted-files" / digest[:32]
     if not (out / CONFIG_NAME).is_file():
         progress = None if quiet else (lambda msg: print(f"ganzoo: {msg}", file=sys.stderr))
         convert(path, out, overwrite=True, progress=progress)
     return out
+
+
+def _has_upstream_weights(folder: Path) -> bool:
+    return any(p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt") for p in folder.iterdir())
+
+
+def _folder_digest(folder: Path) -> str:
+    """A cache key for an upstream checkpoint folder (e.g. BigGAN's pytorch_model.bin + config.json)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.iterdir() if q.is_file()):
+        h.update(f"{p.name}\0{sha256_file(p)}\0".encode())
+    return h.hexdigest()
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", *, quiet: bool = False,
@@ -67,7 +81,8 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir():
-            if (path / CONFIG_NAME).is_file():
+            # An upstream folder may have a config.json of its own (BigGAN): no model.safetensors there.
+            if (path / CONFIG_NAME).is_file() and ((path / WEIGHTS_NAME).is_file() or not _has_upstream_weights(path)):
                 return load_folder(path, device)
             try:
                 return load_folder(_convert_file_cached(path, quiet), device)

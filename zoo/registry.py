@@ -67,6 +67,8 @@ class ModelEntry:
     license_note: str = ""
     notes: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: Extra upstream files the source format needs (e.g. BigGAN's config), saved beside the main download.
+    companion_urls: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def non_commercial(self) -> bool:
@@ -81,6 +83,7 @@ class ModelEntry:
         d = asdict(self)
         d["license_note"] = self.license_text
         d["tags"] = list(self.tags)
+        d["companion_urls"] = list(self.companion_urls)
         d["non_commercial"] = self.non_commercial
         return d
 

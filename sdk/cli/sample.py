@@ -16,7 +16,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--seeds", default="0-7", show_default=True, help="Seeds, e.g. 0-7,12.")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--trunc-cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
-@click.option("--class", "class_idx", default=None, help="Class index (conditional models).")
+@click.option("--class", "class_idx", default=None,
+              help='Class index or name, e.g. 207 or "golden retriever" (conditional models).')
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
