@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import dcgan, stylegan2  # noqa: F401  (register architectures and models)
+from . import dcgan, mlpgan, stylegan2  # noqa: F401  (register architectures and models)
 from .base import GanGenerator
 from .errors import (ConversionError, ModelFormatError, OfflineError, UnknownModelError, UnsafePickleError,
                      ZooError)
