@@ -37,6 +37,8 @@ class SourceFormat:
     convert: Callable[[Path], Converted]
     #: Lower runs first during detection (more specific formats first).
     priority: int = 50
+    #: Keyword options ``convert`` accepts beyond the path (e.g. ``class_names`` for files without names).
+    options: tuple[str, ...] = ()
 
 
 _FORMATS: dict[str, SourceFormat] = {}

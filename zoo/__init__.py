@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import dcgan, stylegan2  # noqa: F401  (register architectures and models)
-from . import stylegan2_tf  # noqa: F401  (registry entries of the TensorFlow StyleGAN2 releases)
-from . import biggan, progan  # noqa: F401
+# Family modules register their architectures and published checkpoints on import.
+from . import biggan, dcgan, mlpgan, progan, stylegan2, stylegan2_tf  # noqa: F401
 from .base import GanGenerator
 from .errors import (ConversionError, ModelFormatError, OfflineError, UnknownModelError, UnsafePickleError,
                      ZooError)

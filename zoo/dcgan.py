@@ -76,3 +76,32 @@ register_model(ModelEntry(
     notes="Embedded in the ganzoo package (fp16 safetensors) so `ganzoo sample` works offline on a fresh machine.",
     tags=("faces",),
 ))
+
+register_model(ModelEntry(
+    name="dcgan-generateme-celeb-64", family="dcgan", architecture="dcgan", source_format="dcgan-named",
+    url="https://pypi.org/project/generateme/0.1.2/", dataset="celebrity faces",
+    resolution=64, license="mit",
+    paper="Unsupervised Representation Learning with Deep Convolutional GANs (Radford et al., 2016)",
+    sha256="9837db49baa6f8ab5c36b138278218603ece4c0e69ea7202fb730834dd0992e8", size_bytes=14318332,
+    source_file="generateme/static/Models/dcGanGeneratorModel.pt",
+    license_note="Weights: MIT, from the PyPI package generateme 0.1.2 (github.com/Nikolay1499/GenerateMe).",
+    notes="Named-layer checkpoint (convTr1..5, batchNorm1..4) mapped onto the pytorch-examples DCGAN graph.",
+    tags=("faces",),
+))
+
+OMNIART_EYE_CLASSES = ("amber", "blue", "brown", "gray", "grayscale", "green", "hazel", "red")
+
+register_model(ModelEntry(
+    name="dcgan-omniart-eyes-128", family="dcgan", architecture="dcgan", source_format="dcgan",
+    url="https://pypi.org/project/omniart-eye-generator/0.1/",
+    dataset="OmniArt painted eyes (crops of eyes from paintings), labelled by eye colour", resolution=128,
+    license="mit", conditional=True, num_classes=len(OMNIART_EYE_CLASSES), class_names=OMNIART_EYE_CLASSES,
+    paper="Unsupervised Representation Learning with Deep Convolutional GANs (Radford et al., 2016)",
+    sha256="dd486abbd738bfe3d28ddd46987bec11e3842ddcc8c28ccc5251b52c6ecf4da0", size_bytes=51691195,
+    source_file="omniart_eye_generator/generator_model_state.pth",
+    license_note=("Weights: MIT, from the PyPI package omniart-eye-generator 0.1 "
+                  "(github.com/rogierknoester/omniart_eye_generator)."),
+    notes=("Class-conditional: a one-hot eye-colour label is concatenated to z (100 + 8 inputs). The file stores "
+           "no class names; ganzoo records them from this registry entry when it converts the file."),
+    tags=("eyes", "art", "conditional"),
+))

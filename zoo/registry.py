@@ -69,6 +69,8 @@ class ModelEntry:
     tags: tuple[str, ...] = field(default_factory=tuple)
     #: Extra upstream files the source format needs (e.g. BigGAN's config), saved beside the main download.
     companion_urls: tuple[str, ...] = field(default_factory=tuple)
+    #: Class names in index order, for conditional checkpoints whose file does not store them.
+    class_names: tuple[str, ...] = ()
 
     @property
     def non_commercial(self) -> bool:
@@ -84,6 +86,7 @@ class ModelEntry:
         d["license_note"] = self.license_text
         d["tags"] = list(self.tags)
         d["companion_urls"] = list(self.companion_urls)
+        d["class_names"] = list(self.class_names)
         d["non_commercial"] = self.non_commercial
         return d
 
@@ -115,6 +118,11 @@ def get_entry(name: str) -> ModelEntry:
         close = close_names(name)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"unknown model {name!r}.{hint} Run `ganzoo list` for all names.") from None
+
+
+def entry_for_sha256(digest: str) -> "ModelEntry | None":
+    """The registered model whose upstream file has sha256 ``digest``, if any."""
+    return next((e for e in _MODELS.values() if e.sha256 and e.sha256 == digest.lower()), None)
 
 
 def is_registered(name: str) -> bool:

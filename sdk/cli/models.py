@@ -58,6 +58,8 @@ def info_cmd(model: str, as_json: bool, card: bool) -> None:
     for key in ("name", "family", "architecture", "dataset", "resolution", "conditional", "num_classes", "license",
                 "license_note", "paper", "fid", "url", "sha256", "source_format", "local_path", "notes"):
         value = d.get(key)
+        if key == "num_classes" and d.get("class_names"):
+            value = f"{value} ({', '.join(d['class_names'])})"
         if value in (None, "", 0, False) and key not in ("conditional",):
             continue
         click.echo(f"{key:>14}: {value}")
