@@ -15,6 +15,7 @@ import torch
 from zoo.format import build_config, sha256_file, write_model_folder
 
 from . import dcgan, nvidia  # noqa: F401  (register formats)
+from . import stylegan3  # noqa: F401  (StyleGAN3 handler for NVIDIA pickles)
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 
 __all__ = ["convert", "convert_to_config", "detect_format", "list_formats", "Converted", "SourceFormat"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import dcgan, stylegan2  # noqa: F401  (register architectures and models)
+from . import stylegan3  # noqa: F401
 from .base import GanGenerator
 from .errors import (ConversionError, ModelFormatError, OfflineError, UnknownModelError, UnsafePickleError,
                      ZooError)
