@@ -16,7 +16,7 @@ from zoo.errors import ConversionError
 from zoo.format import build_config, sha256_file, write_model_folder
 from zoo.registry import entry_for_sha256
 
-from . import biggan, dcgan, mlpgan, nvidia, progan, rosinality, tf_stylegan2  # noqa: F401  (register formats)
+from . import biggan, dcgan, mlpgan, nvidia, progan, rosinality, stylegan3, tf_stylegan2  # noqa: F401  (register formats)
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 
 __all__ = ["convert", "convert_to_config", "detect_format", "list_formats", "Converted", "SourceFormat"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .images import make_grid, save_image, to_pil, to_uint8
 from .sampling import generate, parse_seeds, sample, seed_to_z, seeds_to_z, truncate
+from .transform import input_transform, make_transform, set_input_transform
 from .truncated_noise import truncated_noise
 
 __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_seeds", "to_pil", "to_uint8",
-           "make_grid", "save_image"]
-__all__ += ["truncated_noise"]
+           "make_grid", "save_image", "truncated_noise", "make_transform", "input_transform", "set_input_transform"]

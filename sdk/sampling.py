@@ -78,8 +78,20 @@ def _batches(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
              class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+             translate: Sequence[float] | None = None, rotate: float | None = None,
              **forward_kwargs: Any) -> torch.Tensor:
-    """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1])."""
+    """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1]).
+
+    ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
+    ``gen_images.py``; the model's own transform is restored afterwards.
+    """
+    if translate is not None or rotate is not None:
+        from .transform import input_transform
+
+        with input_transform(G, translate, rotate):
+            return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                            **forward_kwargs)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
@@ -101,11 +113,12 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
            class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+           translate: Sequence[float] | None = None, rotate: float | None = None,
            **forward_kwargs: Any) -> list[Image.Image]:
     """One PIL image per seed; the same seed gives the same image whatever ``batch_size``."""
     return to_pil(generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                           **forward_kwargs))
+                           translate=translate, rotate=rotate, **forward_kwargs))
 
 
 def parse_seeds(spec: str) -> list[int]:

@@ -24,12 +24,15 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--outdir", type=click.Path(file_okay=False), default=None, help="Write seedNNNN.png files here.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here.")
 @click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns.")
+@click.option("--translate", default=None, metavar="TX,TY",
+              help="StyleGAN3 only: translate the output, e.g. 0.2,-0.1.")
+@click.option("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3 only: rotate the output (degrees).")
 @click.option("--json", "as_json", is_flag=True, help="Print written paths as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
                noise_mode: str, batch_size: int, device: str, outdir: str | None, grid: str | None,
-               cols: int | None, as_json: bool, quiet: bool) -> None:
+               cols: int | None, translate: str | None, rotate: float | None, as_json: bool, quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
@@ -37,11 +40,15 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     if not outdir and not grid:
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
     seed_list = sdk.parse_seeds(seeds)
+    shift = parse_translate(translate)
     dev = resolve_device(device)
     G = zoo.load(model, device=dev, quiet=quiet)
     cls = resolve_class(G, class_idx)
+    if shift is not None or rotate is not None:
+        sdk.transform.transform_buffer(G)  # fail before sampling when the model is not StyleGAN3
     images = sdk.sample(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
-                        class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet)
+                        class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                        translate=shift, rotate=rotate)
     written = []
     if outdir:
         for s, im in zip(seed_list, images):
@@ -52,6 +59,20 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
         emit_json({"model": model, "seeds": seed_list, "files": written})
     elif not quiet:
         click.echo(f"wrote {len(written)} file(s): {written[0]}{' ...' if len(written) > 1 else ''}", err=True)
+
+
+def parse_translate(spec: str | None) -> tuple[float, float] | None:
+    """``"0.2,-0.1"`` -> ``(0.2, -0.1)``."""
+    if spec is None:
+        return None
+    parts = [p.strip() for p in spec.split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise click.BadParameter(f"{spec!r} is not TX,TY: give two numbers such as 0.2,-0.1",
+                                 param_hint="--translate") from None
 
 
 def resolve_class(G: object, class_arg: str | None) -> int | None:
