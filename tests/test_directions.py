@@ -307,6 +307,31 @@ def test_open_clip_imports_without_working_torchvision():
     assert hasattr(oc, "create_model")
 
 
+def test_open_clip_guard_with_broken_torchvision_init(tmp_path):
+    """Whatever torchvision is installed, simulate its init failing as a mismatched build does."""
+    import subprocess
+    import sys
+
+    _need_open_clip()
+    code = (
+        "import importlib, sys\n"
+        "real = importlib.import_module\n"
+        "def broken(name, *a, **k):\n"
+        "    if name == 'torchvision':\n"
+        "        raise RuntimeError('operator torchvision::nms does not exist')\n"
+        "    return real(name, *a, **k)\n"
+        "importlib.import_module = broken\n"
+        "from sdk.textedit import import_open_clip\n"
+        "oc = import_open_clip()\n"
+        "import torchvision.transforms\n"
+        "print(oc.__name__, hasattr(torchvision, '__version__'))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["open_clip", "True"]
+
+
 def test_text_edit_lowers_clip_loss_and_stays_close(G, tiny_clip):
     d = D.text(G, "a photo of a smiling face", seed=3, pretrained=tiny_clip, steps=8, lr=0.02, l2=0.05)
     assert d.method == "text" and d.space == "w+" and d.vectors.shape == (1, G.num_ws, G.w_dim)
