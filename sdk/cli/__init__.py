@@ -8,6 +8,7 @@ import click
 
 from .common import run_main
 from .convert import convert_cmd
+from .edit import edit_cmd, interpolate_cmd, mix_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 
@@ -19,6 +20,8 @@ def cli() -> None:
 
 
 for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd):
+    cli.add_command(_cmd)
+for _cmd in (edit_cmd, mix_cmd, interpolate_cmd):
     cli.add_command(_cmd)
 
 
