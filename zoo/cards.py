@@ -61,7 +61,7 @@ def render_card(config: Mapping[str, Any] | None = None, model_name: str | None 
         architecture=config.get("architecture") or (entry.architecture if entry else ""),
         resolution=config.get("img_resolution") or (entry.resolution if entry else "?"),
         img_channels=config.get("img_channels", 3),
-        z_dim=config.get("z_dim", "?"), w_dim=config.get("w_dim", 0), num_ws=config.get("num_ws", 0),
+        z_dim=config.get("z_dim"), w_dim=config.get("w_dim", 0), num_ws=config.get("num_ws", 0),
         c_dim=config.get("c_dim", entry.num_classes if entry else 0),
         class_names=config.get("class_names"),
         dataset=entry.dataset if entry else extra.get("dataset", ""),
@@ -75,6 +75,7 @@ def render_card(config: Mapping[str, Any] | None = None, model_name: str | None 
         source_format=prov.get("source_format"), source_file=prov.get("source_file"),
         converter_version=prov.get("converter_version"),
         parity=extra.get("parity", ""),
+        conversion=extra.get("conversion", ""),
         notes=extra.get("notes") or (entry.notes if entry else ""),
     )
     from cards import cards_dir

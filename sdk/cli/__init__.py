@@ -7,7 +7,9 @@ import sys
 import click
 
 from .common import run_main
+from .cache import cache_group
 from .convert import convert_cmd
+from .hub import push_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 
@@ -19,6 +21,8 @@ def cli() -> None:
 
 
 for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd):
+    cli.add_command(_cmd)
+for _cmd in (push_cmd, cache_group):
     cli.add_command(_cmd)
 
 
