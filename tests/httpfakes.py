@@ -114,6 +114,9 @@ class _FileHandler(_Base):
         start = 0
         if rng and fs.mode != "norange" and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[len("bytes="):-1])
+        if start >= len(data) > 0:
+            self._send(416, b"range not satisfiable", {"Content-Range": f"bytes */{len(data)}"}, "text/plain")
+            return
         body = data[start:]
         self.send_response(206 if start else 200)
         self.send_header("Content-Type", "application/octet-stream")

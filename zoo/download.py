@@ -56,6 +56,43 @@ def _looks_like_html(path: Path) -> bool:
     return head.startswith(_HTML_PREFIXES)
 
 
+def _fetch(url: str, part: Path, offset: int, expected_size: int | None, quiet: bool, desc: str) -> int | None:
+    """Append the bytes from ``offset`` on to ``part``; returns the expected total (-1: range refused)."""
+    req = urllib.request.Request(url, headers={"User-Agent": "ganzoo", "Accept-Encoding": "identity"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=CONNECT_TIMEOUT_S * 20)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            return -1
+        raise
+    with resp:
+        ctype = resp.headers.get("Content-Type", "")
+        if "text/html" in ctype:
+            raise DownloadError(f"{url} returned an HTML page, not a checkpoint (a login or error page?); "
+                                "nothing was saved")
+        if offset and resp.status != 206:
+            offset = 0  # the server ignored the range: start over
+        length = resp.headers.get("Content-Length")
+        total = int(length) + offset if length is not None and length.isdigit() else expected_size
+        with open(part, "ab" if offset else "wb") as f, \
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=desc, disable=quiet, file=sys.stderr, leave=False) as bar:
+            try:
+                while True:
+                    block = resp.read(CHUNK)
+                    if not block:
+                        break
+                    f.write(block)
+                    bar.update(len(block))
+            except (http.client.IncompleteRead, ConnectionError, socket.timeout) as e:
+                f.flush()
+                raise OfflineError(f"download of {url} was interrupted after {f.tell()} bytes "
+                                   f"({type(e).__name__}); run the same command again to resume") from None
+    return total
+
+
 def download(url: str, dest: Path, *, expected_sha256: str | None = None, expected_size: int | None = None,
              quiet: bool = False, desc: str | None = None) -> Path:
     """Download ``url`` to ``dest`` via ``dest.part`` (resumed when the server allows), then verify.
@@ -69,40 +106,13 @@ def download(url: str, dest: Path, *, expected_sha256: str | None = None, expect
     if expected_size is not None and offset > expected_size:
         part.unlink()
         offset = 0
-    req = urllib.request.Request(url, headers={"User-Agent": "ganzoo", "Accept-Encoding": "identity"})
-    if offset:
-        req.add_header("Range", f"bytes={offset}-")
-    try:
-        resp = urllib.request.urlopen(req, timeout=CONNECT_TIMEOUT_S * 20)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:  # our partial file is not a prefix the server recognises: start over
+    if expected_size is not None and offset == expected_size:
+        total: int | None = expected_size  # a previous attempt got every byte; only the checks remain
+    else:
+        total = _fetch(url, part, offset, expected_size, quiet, desc or dest.name)
+        if total == -1:  # the server refused our range: start over
             part.unlink(missing_ok=True)
-            return download(url, dest, expected_sha256=expected_sha256, expected_size=expected_size, quiet=quiet,
-                            desc=desc)
-        raise
-    with resp:
-        ctype = resp.headers.get("Content-Type", "")
-        if "text/html" in ctype:
-            raise DownloadError(f"{url} returned an HTML page, not a checkpoint (a login or error page?); "
-                                "nothing was saved")
-        if offset and resp.status != 206:
-            offset = 0  # the server ignored the range: start over
-        length = resp.headers.get("Content-Length")
-        total = int(length) + offset if length is not None and length.isdigit() else expected_size
-        with open(part, "ab" if offset else "wb") as f, \
-                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=desc or dest.name, disable=quiet, file=sys.stderr, leave=False) as bar:
-            try:
-                while True:
-                    block = resp.read(CHUNK)
-                    if not block:
-                        break
-                    f.write(block)
-                    bar.update(len(block))
-            except (http.client.IncompleteRead, ConnectionError, socket.timeout) as e:
-                f.flush()
-                raise OfflineError(f"download of {url} was interrupted after {f.tell()} bytes "
-                                   f"({type(e).__name__}); run the same command again to resume") from None
+            total = _fetch(url, part, 0, expected_size, quiet, desc or dest.name)
     size = part.stat().st_size
     if total is not None and size < total:
         raise OfflineError(f"download of {url} ended early: got {size} of {total} bytes; the partial file is kept "

@@ -69,13 +69,16 @@ def download_from_hub(repo_id: str, revision: str | None = None, *, quiet: bool 
 
     offline = hub_offline()
     endpoint = hub_endpoint()
+    # huggingface_hub retries an unreachable host for tens of seconds; check the socket once, quickly, and
+    # then use the cache only (a cached copy still loads; otherwise the error below says so at once).
+    unreachable = not offline and not endpoint_reachable(endpoint)
     rev = revision or "main"
     where = f"hf-hub:{repo_id}@{rev}"
     paths: list[Path] = []
     for filename in HUB_FILES:
         try:
             p = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hub_cache_dir(),
-                                local_files_only=offline, endpoint=endpoint, library_name="ganzoo",
+                                local_files_only=offline or unreachable, endpoint=endpoint, library_name="ganzoo",
                                 tqdm_class=_QuietTqdm if quiet else None)
         except hf_errors.GatedRepoError:
             raise HubError(f"{where} is gated: accept its terms on the Hub and log in (`hf auth login` or HF_TOKEN)") \
@@ -103,6 +106,27 @@ def download_from_hub(repo_id: str, revision: str | None = None, *, quiet: bool 
     if paths[1].parent != folder:  # both files must come from the same commit
         raise HubError(f"{where}: {HUB_FILES[0]} and {HUB_FILES[1]} resolved to different commits; retry")
     return folder
+
+
+def endpoint_reachable(endpoint: str, timeout: float | None = None) -> bool:
+    """Whether a TCP connection to ``endpoint``'s host opens within ``timeout`` (true behind a proxy)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return True  # the proxy decides; let huggingface_hub go through it
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if timeout is None:
+        timeout = float(os.environ.get("GANZOO_CONNECT_TIMEOUT", "1.5"))
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class _QuietTqdm(tqdm):
