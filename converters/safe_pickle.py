@@ -200,7 +200,8 @@ def torch_safe_load(path: Path, stubs: Iterable[tuple[str, str]] = (), source: s
     except ConversionError:
         raise
     except Exception as e:  # noqa: BLE001 - torch's loader raises many types (KeyError, IndexError...) on junk
-        raise ConversionError(f"{source} is corrupt or truncated ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}); "
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise ConversionError(f"{source} is corrupt or truncated ({type(e).__name__}: {first}); "
                               "re-download or re-export it") from None
 
 

@@ -103,7 +103,7 @@ MAX_DEPTH = 6
 MAX_ITEMS = 4096
 _DIM_WORDS = ("dim", "features", "channels", "fmaps", "width")
 _DIM_NAMES = ("nz", "nc", "ngf", "ndf")
-_LAYER_WORDS = ("layers", "depth", "n_mlp", "blocks")
+_LAYER_NAMES = ("num_layers", "n_layers", "n_mlp", "num_blocks", "n_blocks", "mapping_layers")
 
 
 def _check_value(value: Any, key: str, where: str, depth: int = 0) -> None:
@@ -116,13 +116,15 @@ def _check_value(value: Any, key: str, where: str, depth: int = 0) -> None:
         return
     if isinstance(value, int):
         low = key.rsplit(".", 1)[-1].lower()
-        if "resolution" in low:
+        if "[" in low:  # list items (channel tables...): only the generic bound; the size bound does the rest
+            limit = MAX_INT
+        elif "resolution" in low:
             limit = MAX_RESOLUTION
         elif low in ("c_dim", "num_classes", "n_classes"):
             limit = MAX_CLASSES
-        elif any(w in low for w in _LAYER_WORDS):
+        elif low in _LAYER_NAMES:
             limit = MAX_LAYERS
-        elif (any(w in low for w in _DIM_WORDS) and "base" not in low) or low.split("[")[0] in _DIM_NAMES:
+        elif (any(w in low for w in _DIM_WORDS) and "base" not in low) or low in _DIM_NAMES:
             limit = MAX_DIM
         else:
             limit = MAX_INT
@@ -166,7 +168,8 @@ def validate_config(config: Mapping[str, Any], where: str = CONFIG_NAME) -> None
     for key, limit in limits.items():
         v = config.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= limit:
-            raise ModelFormatError(f"{where}: {key} must be an integer in [0, {limit}], got {v!r}; re-convert the model")
+            raise ModelFormatError(f"{where}: {key} must be an integer in [0, {limit}], got {v!r}; "
+                                   "re-convert the model")
     if config["img_resolution"] < 1 or config["img_channels"] < 1:
         raise ModelFormatError(f"{where}: img_resolution and img_channels must be positive")
     kwargs = config.get("init_kwargs")

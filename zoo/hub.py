@@ -102,6 +102,7 @@ def download_from_hub(repo_id: str, revision: str | None = None, *, quiet: bool 
             raise OfflineError(f"cannot fetch {filename} of {where} from {endpoint} ({first}); "
                                + _provide_hint(repo_id, rev)) from None
         paths.append(Path(p))
+        revision = Path(p).parent.name  # pin the commit the first file came from, for the next file
     folder = paths[0].parent
     if paths[1].parent != folder:  # both files must come from the same commit
         raise HubError(f"{where}: {HUB_FILES[0]} and {HUB_FILES[1]} resolved to different commits; retry")

@@ -156,9 +156,10 @@ def test_huge_resolution_refused_before_building(folder, monkeypatch):
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(1 << 40), max_value=1 << 40),
                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))
-json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                               st.dictionaries(st.text(max_size=12), inner, max_size=5)),
-                          max_leaves=20)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=12), inner, max_size=5)),
+    max_leaves=20)
 KEYS = ["architecture", "init_kwargs", "z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels",
         "class_names", "provenance", "format_version"]
 INIT_KEYS = ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "channel_base",
