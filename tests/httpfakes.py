@@ -256,7 +256,8 @@ class _HubHandler(_Base):
             repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
             with self.hub._lock:
                 existed = repo_id in self.hub.repos
-                repo = self.hub.repos.setdefault(repo_id, Repo(private=bool(req.get("private"))))
+                private = bool(req.get("private")) or req.get("visibility") == "private"
+                repo = self.hub.repos.setdefault(repo_id, Repo(private=private))
                 if not repo.revisions:
                     empty = hashlib.sha1(repo_id.encode()).hexdigest()
                     repo.commits[empty] = {}

@@ -176,7 +176,14 @@ def test_push_uploads_and_loads_back(hub, model_dir, tmp_path):
     assert files["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
     assert d["commit"] == repo.revisions["main"]
     assert ModelCard(files["README.md"].decode()).data.library_name == "ganzoo"
+    assert repo.private is False
     _parity(zoo.load("hf-hub:someone/published", quiet=True))
+    r = run("push", str(model_dir), "--repo-id", "someone/secret", "--private", "--json")
+    assert r.exit_code == 0 and hub.repos["someone/secret"].private is True
+    grid = tmp_path / "grid.png"
+    r = run("sample", "hf-hub:someone/published", "--seeds", "0-1", "--grid", str(grid), "-q")
+    assert r.exit_code == 0, r.output
+    assert grid.is_file()
 
 
 def test_registry_entry_with_hub_repo_prefers_the_hub(hub, monkeypatch):
