@@ -73,7 +73,24 @@ class StubDict(dict):
 
 def _load_storage_from_bytes(b: bytes) -> Any:
     # torch.storage._load_from_bytes would run a full (unsafe) torch.load on the nested bytes.
-    return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+    if not isinstance(b, (bytes, bytearray)):
+        raise UnsafePickleError("malformed storage record in pickle (expected bytes)")
+    try:
+        return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise UnsafePickleError(f"refusing a nested storage record: the weights-only loader rejected it "
+                                f"({_weights_only_reason(str(e))}); nothing from the file was executed") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
+        raise ConversionError(f"corrupt storage record in pickle ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+
+
+def _weights_only_reason(msg: str) -> str:
+    """The informative clause of torch's multi-paragraph weights-only error (e.g. ``Unsupported global: ...``)."""
+    import re
+
+    m = re.search(r"(?:Unsupported (?:global|operand)|Trying to load unsupported|Unsupported class)[^\n]*", msg)
+    return (m.group(0) if m else " ".join(msg.split()))[:200].rstrip(". ")
 
 
 def _rebuild_parameter(data: torch.Tensor, requires_grad: bool, backward_hooks: Any, *rest: Any) -> torch.Tensor:
@@ -151,11 +168,11 @@ def restricted_load(data: bytes | BinaryIO | Path, allowed: Mapping[tuple[str, s
     f = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
         return RestrictedUnpickler(f, allowed, source or "checkpoint").load()
-    except UnsafePickleError:
+    except ConversionError:  # includes UnsafePickleError
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
-        raise ConversionError(f"{source or 'checkpoint'} is corrupt or truncated ({type(e).__name__}: {e}); "
+    except Exception as e:  # noqa: BLE001 - junk bytes make the unpickler raise many types
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise ConversionError(f"{source or 'checkpoint'} is corrupt or truncated ({type(e).__name__}: {first}); "
                               "re-download or re-export it") from None
 
 
@@ -177,11 +194,14 @@ def torch_safe_load(path: Path, stubs: Iterable[tuple[str, str]] = (), source: s
         if "Unsupported global" in msg or "GLOBAL" in msg:
             raise UnsafePickleError(
                 f"refusing to load {source}: it references a global outside the allow-list "
-                f"({' '.join(msg.split()[:12])}...); nothing from the file was executed"
+                f"({_weights_only_reason(msg)}); nothing from the file was executed"
             ) from None
-        raise ConversionError(f"{source} is corrupt or not a checkpoint ({msg.splitlines()[0][:160]})") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
-        raise ConversionError(f"{source} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+        raise ConversionError(f"{source} is corrupt or not a checkpoint ({_weights_only_reason(msg)})") from None
+    except ConversionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch's loader raises many types (KeyError, IndexError...) on junk
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise ConversionError(f"{source} is corrupt or truncated ({type(e).__name__}: {first}); "
                               "re-download or re-export it") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -97,6 +98,8 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
         raise ValueError("no seeds given")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if not math.isfinite(float(truncation_psi)):
+        raise ValueError(f"truncation psi must be a finite number, got {truncation_psi}")
     device = _parse_device(G)
     class_idx = resolve_class(G, class_idx)  # names ("golden retriever") -> indices
     out = []
@@ -121,6 +124,9 @@ def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, tru
                            translate=translate, rotate=rotate, **forward_kwargs))
 
 
+MAX_SEEDS = 1 << 16
+
+
 def parse_seeds(spec: str) -> list[int]:
     """``"0-7,12"`` -> ``[0, 1, ..., 7, 12]``."""
     seeds: list[int] = []
@@ -134,11 +140,15 @@ def parse_seeds(spec: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
+                if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+                    raise OverflowError
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError:
             raise ValueError(f"bad seed list {spec!r}: use numbers and ranges like 0-7,12") from None
+        except OverflowError:
+            raise ValueError(f"seed list {spec!r} has more than {MAX_SEEDS} seeds; split the job") from None
     if not seeds:
         raise ValueError(f"bad seed list {spec!r}: no seeds")
     for s in seeds:

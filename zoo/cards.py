@@ -75,6 +75,7 @@ def render_card(config: Mapping[str, Any] | None = None, model_name: str | None 
         source_format=prov.get("source_format"), source_file=prov.get("source_file"),
         converter_version=prov.get("converter_version"),
         parity=extra.get("parity", ""),
+        conversion=extra.get("conversion", ""),
         notes=extra.get("notes") or (entry.notes if entry else ""),
     )
     from cards import cards_dir

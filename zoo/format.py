@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, ZooError
 from .registry import get_architecture
 
 FORMAT_VERSION = 1
@@ -89,6 +90,120 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
                                    f"architecture {config['architecture']!r} expects {list(shape)}")
 
 
+# Bounds on config values, checked before any module is built so a hostile or corrupt config.json cannot
+# make us allocate absurd amounts of memory or loop for ever.
+MAX_RESOLUTION = 4096
+MAX_DIM = 8192
+MAX_CLASSES = 100_000
+MAX_NUM_WS = 256
+MAX_LAYERS = 128
+MAX_INT = 1 << 20
+MAX_PARAMS = 2_000_000_000
+MAX_DEPTH = 6
+MAX_ITEMS = 4096
+_DIM_WORDS = ("dim", "features", "channels", "fmaps", "width")
+_DIM_NAMES = ("nz", "nc", "ngf", "ndf")
+_LAYER_NAMES = ("num_layers", "n_layers", "n_mlp", "num_blocks", "n_blocks", "mapping_layers")
+
+
+def _check_value(value: Any, key: str, where: str, depth: int = 0) -> None:
+    """Types and ranges of one ``init_kwargs`` value (recursively), with the key path in the message."""
+    if depth > MAX_DEPTH:
+        raise ModelFormatError(f"{where}: init_kwargs.{key} is nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        if isinstance(value, str) and len(value) > 256:
+            raise ModelFormatError(f"{where}: init_kwargs.{key} is a string of {len(value)} characters (max 256)")
+        return
+    if isinstance(value, int):
+        low = key.rsplit(".", 1)[-1].lower()
+        if "[" in low:  # list items (channel tables...): only the generic bound; the size bound does the rest
+            limit = MAX_INT
+        elif "resolution" in low:
+            limit = MAX_RESOLUTION
+        elif low in ("c_dim", "num_classes", "n_classes"):
+            limit = MAX_CLASSES
+        elif low in _LAYER_NAMES:
+            limit = MAX_LAYERS
+        elif (any(w in low for w in _DIM_WORDS) and "base" not in low) or low in _DIM_NAMES:
+            limit = MAX_DIM
+        else:
+            limit = MAX_INT
+        if not -MAX_INT <= value <= limit:
+            raise ModelFormatError(f"{where}: init_kwargs.{key}={value} is out of range (at most {limit}); "
+                                   "the config is corrupt - re-convert the model")
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")) or abs(value) > 1e12:
+            raise ModelFormatError(f"{where}: init_kwargs.{key}={value} is not a sane finite number")
+        return
+    if isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            raise ModelFormatError(f"{where}: init_kwargs.{key} has {len(value)} items (max {MAX_ITEMS})")
+        for i, v in enumerate(value):
+            _check_value(v, f"{key}[{i}]", where, depth + 1)
+        return
+    if isinstance(value, dict):
+        if len(value) > MAX_ITEMS:
+            raise ModelFormatError(f"{where}: init_kwargs.{key} has {len(value)} entries (max {MAX_ITEMS})")
+        for k, v in value.items():
+            _check_value(v, f"{key}.{k}", where, depth + 1)
+        return
+    raise ModelFormatError(f"{where}: init_kwargs.{key} has unsupported type {type(value).__name__}")
+
+
+def validate_config(config: Mapping[str, Any], where: str = CONFIG_NAME) -> None:
+    """Check ``config``'s types and ranges (and that the architecture exists) before anything is built.
+
+    Raises :class:`ModelFormatError` with the offending field; a valid config is left unchanged.
+    """
+    arch = config.get("architecture")
+    if not isinstance(arch, str):
+        raise ModelFormatError(f"{where}: architecture must be a string, got {type(arch).__name__}")
+    try:
+        get_architecture(arch)
+    except ValueError as e:
+        raise ModelFormatError(f"{where}: {e}; upgrade ganzoo or re-convert the model") from None
+    limits = {"z_dim": MAX_DIM, "c_dim": MAX_CLASSES, "w_dim": MAX_DIM, "num_ws": MAX_NUM_WS,
+              "img_resolution": MAX_RESOLUTION, "img_channels": 16}
+    for key, limit in limits.items():
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= limit:
+            raise ModelFormatError(f"{where}: {key} must be an integer in [0, {limit}], got {v!r}; "
+                                   "re-convert the model")
+    if config["img_resolution"] < 1 or config["img_channels"] < 1:
+        raise ModelFormatError(f"{where}: img_resolution and img_channels must be positive")
+    kwargs = config.get("init_kwargs")
+    if not isinstance(kwargs, dict):
+        raise ModelFormatError(f"{where}: init_kwargs must be an object")
+    for k, v in kwargs.items():
+        if not isinstance(k, str) or not k.isidentifier():
+            raise ModelFormatError(f"{where}: init_kwargs key {k!r} is not a valid argument name")
+        _check_value(v, k, where)
+    names = config.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) > MAX_CLASSES
+                              or not all(isinstance(n, str) and len(n) <= 256 for n in names)):
+        raise ModelFormatError(f"{where}: class_names must be a list of short strings")
+
+
+def _build_checked(cls: type, config: Mapping[str, Any], where: str) -> dict[str, tuple[int, ...]]:
+    """Build the architecture on the meta device (no memory) and bound its size; returns tensor shapes."""
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(dict(config))
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any constructor failure on a bad config is a format error
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise ModelFormatError(f"{where}: cannot build {config['architecture']!r} from init_kwargs "
+                               f"({type(e).__name__}: {first}); re-convert the model") from None
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    total = sum(math.prod(s) for s in shapes.values())
+    if total > MAX_PARAMS:
+        raise ModelFormatError(f"{where}: init_kwargs describe a model with {total:,} values (limit "
+                               f"{MAX_PARAMS:,}); the config is corrupt - re-convert the model")
+    return shapes
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -103,8 +218,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
     if missing:
         raise ModelFormatError(f"{path} lacks required field(s) {', '.join(missing)}; re-convert the model")
-    if not isinstance(config["init_kwargs"], dict):
-        raise ModelFormatError(f"{path}: init_kwargs must be an object")
+    validate_config(config, str(path))
     return config
 
 
@@ -113,11 +227,13 @@ def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cp
     folder = Path(folder)
     config = read_config(folder)
     cls = get_architecture(config["architecture"])
+    _build_checked(cls, config, str(folder / CONFIG_NAME))
     try:
         model = cls.from_config(config)
-    except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError, OverflowError) as e:
+    except Exception as e:  # noqa: BLE001 - the meta build succeeded, so this is rare (e.g. out of memory)
+        first = (str(e).splitlines() or [""])[0][:200]
         raise ModelFormatError(f"{folder / CONFIG_NAME}: cannot build {config['architecture']!r} "
-                               f"from init_kwargs ({e})") from None
+                               f"from init_kwargs ({type(e).__name__}: {first})") from None
     for key in ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels"):
         if int(getattr(model, key)) != config[key]:
             raise ModelFormatError(f"{folder / CONFIG_NAME}: {key}={config[key]} disagrees with the architecture "
@@ -132,7 +248,7 @@ def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cp
     check_tensors(config, tensors, where=str(weights))
     own = model.state_dict()
     for k, v in tensors.items():
-        if not (v.is_floating_point() or v.dtype in (torch.int64, torch.int32, torch.uint8, torch.bool)):
+        if v.dtype not in _LOADABLE_DTYPES:
             raise ModelFormatError(f"{weights}: tensor {k} has unsupported dtype {v.dtype}")
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ModelFormatError(f"{weights}: tensor {k} contains NaN or infinity")
@@ -143,6 +259,10 @@ def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cp
     model.model_info["weights_sha256"] = sha256_file(weights)
     model.model_info["folder"] = str(folder)
     return model.eval().requires_grad_(False).to(device)
+
+
+_LOADABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
+                    torch.uint8, torch.bool)
 
 
 def _apply_umask(folder: Path) -> None:

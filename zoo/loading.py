@@ -96,12 +96,28 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     _licence_notice(entry, quiet)
     if entry.embedded:
         model = load_folder(EMBEDDED_DIR / entry.name, device)
+    elif entry.hub_repo and not (converted_dir(entry.name) / CONFIG_NAME).is_file():
+        model = _load_via_hub(entry, device, quiet)
     else:
         from .download import ensure_converted
 
         model = load_folder(ensure_converted(entry, quiet=quiet), device)
     model.model_info["model_name"] = entry.name
     return model
+
+
+def _load_via_hub(entry: ModelEntry, device: str | torch.device, quiet: bool) -> torch.nn.Module:
+    """The entry's converted Hub repo; when that is unavailable, convert the original file instead."""
+    from .download import ensure_converted
+    from .errors import OfflineError
+    from .hub import HubError, load_from_hub
+
+    try:
+        return load_from_hub(entry.hub_repo or "", device=device, quiet=quiet)
+    except (HubError, OfflineError) as e:
+        if not quiet:
+            print(f"ganzoo: {entry.name}: Hub copy unavailable ({e}); converting the original file", file=sys.stderr)
+        return load_folder(ensure_converted(entry, quiet=quiet), device)
 
 
 def load_embedded_or_cached(entry: ModelEntry) -> Path | None:
