@@ -8,6 +8,7 @@ import click
 
 from .common import run_main
 from .convert import convert_cmd
+from .export import export_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 
@@ -18,7 +19,7 @@ def cli() -> None:
     """ganzoo: pretrained GANs by name - sample, convert, invert, edit, export."""
 
 
-for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd):
+for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd, export_cmd):
     cli.add_command(_cmd)
 
 

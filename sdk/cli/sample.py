@@ -20,6 +20,10 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: MODEL is an exported .onnx/.ort file run by onnxruntime.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "mobile"]), default="auto", show_default=True,
+              help="onnxruntime execution provider list (--backend onnx).")
 @click.option("--outdir", type=click.Path(file_okay=False), default=None, help="Write seedNNNN.png files here.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here.")
 @click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns.")
@@ -27,8 +31,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
-               noise_mode: str, batch_size: int, device: str, outdir: str | None, grid: str | None,
-               cols: int | None, as_json: bool, quiet: bool) -> None:
+               noise_mode: str, batch_size: int, device: str, backend: str, provider: str, outdir: str | None,
+               grid: str | None, cols: int | None, as_json: bool, quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
@@ -36,8 +40,13 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     if not outdir and not grid:
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
     seed_list = sdk.parse_seeds(seeds)
-    dev = resolve_device(device)
-    G = zoo.load(model, device=dev, quiet=quiet)
+    if backend == "onnx":
+        if not model.endswith((".onnx", ".ort")):
+            raise click.BadParameter("with --backend onnx, MODEL is an .onnx/.ort file (make one with ganzoo export)",
+                                     param_hint="MODEL")
+        G = sdk.OnnxGenerator(model, provider=provider, quiet=quiet)
+    else:
+        G = zoo.load(model, device=resolve_device(device), quiet=quiet)
     cls = resolve_class(G, class_idx)
     images = sdk.sample(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
                         class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet)
