@@ -327,12 +327,13 @@ def _shapes(values: Any) -> dict[str, list[Any]]:
 def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "full", opset: int = 18,
                 dynamic_batch: bool = True, precision: str = "fp32", noise: str = "const",
                 truncation_cutoff: int | None = None, tolerance: float | None = None,
-                verify_seed: int | None = None, progress: Callable[[str], None] | None = None) -> ExportReport:
+                verify_seed: int | None = None, verify_batches: Sequence[int] = VERIFY_BATCHES,
+                progress: Callable[[str], None] | None = None) -> ExportReport:
     """Export ``G`` (or its mapping / synthesis part) to ONNX at ``path``, verified against torch.
 
     The file is written under a temporary name, checked (``onnx.checker``), compared with torch at batch
-    1, 2 and 8 (batch 1 only when ``dynamic_batch=False``), and renamed only when every max-abs error is
-    within ``tolerance`` (default :data:`FP32_TOLERANCE` / :data:`FP16_TOLERANCE`).
+    1, 2 and 8 (``verify_batches``; batch 1 only when ``dynamic_batch=False``), and renamed only when every
+    max-abs error is within ``tolerance`` (default :data:`FP32_TOLERANCE` / :data:`FP16_TOLERANCE`).
     """
     import onnx
 
@@ -393,7 +394,9 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
     try:
         onnx.save_model(proto, tmp)
         onnx.checker.check_model(os.fspath(tmp), full_check=True)
-        batches = VERIFY_BATCHES if dynamic_batch else (1,)
+        batches = tuple(verify_batches) if dynamic_batch else (1,)
+        if not batches:
+            raise OnnxExportError("verify_batches is empty: an export is always verified")
         say(f"verifying onnxruntime against torch at batch {', '.join(map(str, batches))}")
         errors, seed = verify(G, os.fspath(tmp), parts, noise_mode=noise, truncation_cutoff=truncation_cutoff,
                               batches=batches, seed=verify_seed)
