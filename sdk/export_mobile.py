@@ -8,6 +8,7 @@ beside the model.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -59,21 +60,69 @@ def convert_to_ort(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> 
     return dst
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Dynamic int8 weight quantization (onnxruntime.quantization) after constant folding / shape inference."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                  calibration_seeds: Sequence[int] = tuple(range(100, 116))) -> tuple[Path, dict[str, Any]]:
+    """int8 weights via onnxruntime.quantization, after constant folding and shape inference.
+
+    Dynamic quantization first (int8 weights, activations quantized at run time). It covers Conv / MatMul /
+    Gemm but not ConvTranspose, so when it quantizes nothing (e.g. DCGAN) the model is quantized statically
+    instead: QDQ format, per-channel int8 weights, uint8 activations calibrated (min-max) on
+    ``calibration_seeds`` (disjoint from the quality-score seeds). Returns the path and what was done.
+    """
+    dst = Path(dst)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
+    try:
+        return _quantize(src, dst, calibration_seeds)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(src: str | os.PathLike[str], dst: Path, calibration_seeds: Sequence[int]) -> tuple[Path, dict[str, Any]]:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    dst = Path(dst)
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmpdir:
+    from .export import read_metadata
+
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.work-") as tmpdir:
         pre = Path(tmpdir) / "pre.onnx"
         quant_pre_process(os.fspath(src), os.fspath(pre))  # folds constants so weights are plain initializers
         out = Path(tmpdir) / "int8.onnx"
         quantize_dynamic(os.fspath(pre), os.fspath(out), weight_type=QuantType.QInt8)
+        info: dict[str, Any] = {"method": "dynamic", "quantized_nodes": _count_quantized(out)}
+        if info["quantized_nodes"] == 0:
+            meta = read_metadata(src)
+            sess = _cpu_session(os.fspath(src))
+            seeds = list(calibration_seeds)
+            batches = [_seed_inputs(sess, meta, seeds[i:i + 4]) for i in range(0, len(seeds), 4)]
+
+            class Reader(CalibrationDataReader):
+                def __init__(self) -> None:
+                    self.it = iter(batches)
+
+                def get_next(self) -> dict[str, np.ndarray] | None:
+                    return next(self.it, None)
+
+            quantize_static(os.fspath(pre), os.fspath(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"])
+            info = {"method": "static-qdq", "quantized_nodes": _count_quantized(out),
+                    "calibration_seeds": seeds}
+        if info["quantized_nodes"] == 0:
+            raise OnnxExportError("int8 quantization found no Conv / ConvTranspose / MatMul / Gemm to quantize")
         _copy_metadata(src, out, precision="int8")
         _chmod_like_new_file(out)
         os.replace(out, dst)
-    return dst
+    return dst, info
+
+
+def _count_quantized(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(os.fspath(path))
+    return sum(1 for n in model.graph.node if n.op_type in ("ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul",
+                                                             "QuantizeLinear", "QLinearConv", "QLinearMatMul"))
 
 
 def _copy_metadata(src: str | os.PathLike[str], dst: Path, **updates: str) -> None:
@@ -211,10 +260,10 @@ def export_bundle(G: nn.Module, out: str | os.PathLike[str], *, parts: str = "fu
         if wants_variants:
             add("main", out, precision, "onnx")
         if int8:
-            say("quantizing weights to int8 (dynamic quantization)")
-            src = ref
-            q8 = quantize_int8(src, out.with_name(out.stem + ".int8.onnx"))
+            say("quantizing to int8")
+            q8, q_info = quantize_int8(ref, out.with_name(out.stem + ".int8.onnx"))
             add("int8", q8, "int8", "onnx")
+            report["variants"][-1]["quantization"] = q_info
         if fmt == "ort":
             say("converting to ORT format")
             add("ort", convert_to_ort(out, out.with_suffix(".ort")), precision, "ort")

@@ -229,6 +229,8 @@ def test_cli_export_variants_report_and_onnx_sampling(tmp_path, converted_fixtur
         assert v["max_abs"] > 0 and v["psnr_db"] is not None
     assert variants["main"]["psnr_db"] > 40 and variants["main"]["max_abs"] < 0.1  # fp16
     assert 15 < variants["int8"]["psnr_db"] < variants["main"]["psnr_db"]  # int8 loses more than fp16
+    assert variants["int8"]["quantization"]["method"] == "dynamic"
+    assert variants["int8"]["quantization"]["quantized_nodes"] > 0
     assert variants["ort"]["psnr_db"] > 40
     mobile = report["mobile_usability"]
     for ep in ("NNAPI", "CoreML_MLProgram", "CoreML_NeuralNetwork"):
@@ -262,3 +264,17 @@ def test_separable_fir_switch_matches_2d_filter(architecture, monkeypatch):
         monkeypatch.setattr(sg2, "SEPARABLE_FIR", True)
         sep = G(z, truncation_psi=0.7)
     assert 0 < (sep - ref).abs().max().item() < 1e-5  # a different computation, the same result
+
+
+def test_int8_falls_back_to_static_qdq_for_conv_transpose(tmp_path, exported):
+    """Dynamic quantization skips ConvTranspose (all of DCGAN): static QDQ with seed calibration takes over."""
+    from sdk.export_mobile import compare_quality, quantize_int8
+
+    _, path, _ = exported("dcgan-digiface-64")
+    q8, info = quantize_int8(path, tmp_path / "q8.onnx")
+    assert info["method"] == "static-qdq" and info["quantized_nodes"] >= 5
+    assert q8.stat().st_size < 0.3 * path.stat().st_size
+    quality = compare_quality(path, q8)
+    assert 25 < quality["psnr_db"] < 60 and quality["max_abs"] > 0  # real trained faces survive int8
+    OG = OnnxGenerator(q8, provider="cpu", quiet=True)
+    assert OG.metadata["precision"] == "int8" and OG.z_dim == 100

@@ -43,6 +43,6 @@ def export_cmd(model: str, out: str, parts: str, precision: str, fmt: str, int8:
                    f"<= {m['tolerance']:g})", err=True)
         for v in report["variants"]:
             if v["kind"] != "main":
-                click.echo(f"wrote {v['path']} ({v['size_bytes'] / 1e6:.1f} MB, PSNR {v['psnr_db']} dB vs fp32)",
-                           err=True)
+                quality = "identical to fp32" if v["psnr_db"] is None else f"PSNR {v['psnr_db']} dB vs fp32"
+                click.echo(f"wrote {v['path']} ({v['size_bytes'] / 1e6:.1f} MB, {quality})", err=True)
         click.echo(f"report: {report['report_path']}", err=True)
