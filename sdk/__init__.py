@@ -6,9 +6,12 @@ from .images import make_grid, save_image, to_pil, to_uint8
 from . import directions
 from .edit import edit, interpolate, style_mix
 from .sampling import generate, parse_seeds, sample, seed_to_z, seeds_to_z, truncate
+from .export import ExportReport, OnnxExportError, export_onnx
+from .onnx_generator import OnnxGenerator
 from .transform import input_transform, make_transform, set_input_transform
 from .truncated_noise import truncated_noise
 
 __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_seeds", "to_pil", "to_uint8",
            "make_grid", "save_image", "truncated_noise", "make_transform", "input_transform", "set_input_transform"]
 __all__ += ["directions", "edit", "style_mix", "interpolate"]
+__all__ += ["export_onnx", "ExportReport", "OnnxExportError", "OnnxGenerator"]

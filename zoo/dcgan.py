@@ -57,7 +57,7 @@ class DCGANGenerator(GanGenerator):
             z = z.flatten(1)
         self.check_inputs(z, c)
         # Truncation for a plain z-space GAN: shrink z towards its mean (0), the analogue of lerping to w_avg.
-        if truncation_psi != 1:
+        if isinstance(truncation_psi, torch.Tensor) or truncation_psi != 1:  # a tensor psi stays in exported graphs
             z = z * truncation_psi
         if self.c_dim > 0:
             z = torch.cat([z, c.to(z.dtype)], dim=1)

@@ -20,6 +20,22 @@ from .base import GanGenerator
 from .ops import bias_act, make_filter, modulated_conv2d, normalize_2nd_moment, conv2d_resample, upsample2d
 from .registry import ModelEntry, register_architecture, register_models
 
+#: Run the FIR resampling filter as two 1-D passes instead of one 2-D pass (equal up to float rounding).
+#: Off: on CPU each depthwise pass costs about as much as the whole 4x4 pass (memory-bound), so two passes
+#: are slower at 128-256 px (benchmarks/bench_generate.py measures both).
+SEPARABLE_FIR = False
+
+
+def _fir(f: torch.Tensor) -> torch.Tensor:
+    """The stored 2-D resampling filter, or its 1-D factor when ``SEPARABLE_FIR`` is on.
+
+    StyleGAN2 filters are outer products of symmetric taps (``make_filter``), so one 1-D factor serves both
+    passes; taking it with tensor ops keeps the graph free of data-dependent checks (exportable).
+    """
+    if not SEPARABLE_FIR or f.ndim != 2:
+        return f
+    return f.sum(dim=0) / f.sum().sqrt()
+
 
 class FullyConnectedLayer(nn.Module):
     """Dense layer with equalized learning rate: weights stored scaled by 1/lr_multiplier."""
@@ -121,7 +137,7 @@ class SynthesisLayer(nn.Module):
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1))
+                             resample_filter=_fir(self.resample_filter), flip_weight=(self.up == 1))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=math.sqrt(2) * gain, clamp=clamp)
 
@@ -158,7 +174,7 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
-        x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, padding=self.padding,
+        x = conv2d_resample(x, w.to(x.dtype), f=_fir(self.resample_filter), up=self.up, padding=self.padding,
                             flip_weight=(self.up == 1))
         act_gain = (math.sqrt(2) if self.activation == "lrelu" else 1.0) * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -208,7 +224,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
         if img is not None:
-            img = upsample2d(img, self.resample_filter)
+            img = upsample2d(img, _fir(self.resample_filter))
         if self.is_last or self.architecture == "skip":
             y = self.torgb(x, next(w_iter)).to(torch.float32)
             img = img + y if img is not None else y

@@ -11,6 +11,7 @@ from .cache import cache_group
 from .convert import convert_cmd
 from .edit import edit_cmd, interpolate_cmd, mix_cmd
 from .hub import push_cmd
+from .export import export_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 
@@ -21,7 +22,8 @@ def cli() -> None:
     """ganzoo: pretrained GANs by name - sample, convert, invert, edit, export."""
 
 
-for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd, edit_cmd, mix_cmd, interpolate_cmd, push_cmd, cache_group):
+for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd, edit_cmd, mix_cmd, interpolate_cmd, push_cmd, cache_group,
+             export_cmd):
     cli.add_command(_cmd)
 
 

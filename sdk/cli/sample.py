@@ -21,6 +21,10 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: MODEL is an exported .onnx/.ort file run by onnxruntime.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "mobile"]), default="auto", show_default=True,
+              help="onnxruntime execution provider list (--backend onnx).")
 @click.option("--outdir", type=click.Path(file_okay=False), default=None, help="Write seedNNNN.png files here.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here.")
 @click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns.")
@@ -31,8 +35,9 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
-               noise_mode: str, batch_size: int, device: str, outdir: str | None, grid: str | None,
-               cols: int | None, translate: str | None, rotate: float | None, as_json: bool, quiet: bool) -> None:
+               noise_mode: str, batch_size: int, device: str, backend: str, provider: str, outdir: str | None,
+               grid: str | None, cols: int | None, translate: str | None, rotate: float | None, as_json: bool,
+               quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
@@ -41,8 +46,13 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
     seed_list = sdk.parse_seeds(seeds)
     shift = parse_translate(translate)
-    dev = resolve_device(device)
-    G = zoo.load(model, device=dev, quiet=quiet)
+    if backend == "onnx":
+        if not model.endswith((".onnx", ".ort")):
+            raise click.BadParameter("with --backend onnx, MODEL is an .onnx/.ort file (make one with ganzoo export)",
+                                     param_hint="MODEL")
+        G = sdk.OnnxGenerator(model, provider=provider, quiet=quiet)
+    else:
+        G = zoo.load(model, device=resolve_device(device), quiet=quiet)
     cls = resolve_class(G, class_idx)
     if shift is not None or rotate is not None:
         sdk.transform.transform_buffer(G)  # fail before sampling when the model is not StyleGAN3
