@@ -7,3 +7,8 @@ from .sampling import generate, parse_seeds, sample, seed_to_z, seeds_to_z, trun
 
 __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_seeds", "to_pil", "to_uint8",
            "make_grid", "save_image"]
+
+from .invert import Inversion, invert, prepare_image  # noqa: E402
+from .latents import check_latent, load_latent, save_latent  # noqa: E402
+
+__all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent", "check_latent"]

@@ -10,6 +10,7 @@ from .common import run_main
 from .convert import convert_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
+from .invert import invert_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +21,7 @@ def cli() -> None:
 
 for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd):
     cli.add_command(_cmd)
+cli.add_command(invert_cmd)
 
 
 def main() -> None:
