@@ -15,3 +15,7 @@ __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_s
            "make_grid", "save_image", "truncated_noise", "make_transform", "input_transform", "set_input_transform"]
 __all__ += ["directions", "edit", "style_mix", "interpolate"]
 __all__ += ["export_onnx", "ExportReport", "OnnxExportError", "OnnxGenerator"]
+from .invert import Inversion, invert, prepare_image  # noqa: E402
+from .latents import check_latent, load_latent, save_latent  # noqa: E402
+
+__all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent", "check_latent"]

@@ -14,6 +14,7 @@ from .hub import push_cmd
 from .export import export_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
+from .invert import invert_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,7 @@ def cli() -> None:
 for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd, edit_cmd, mix_cmd, interpolate_cmd, push_cmd, cache_group,
              export_cmd):
     cli.add_command(_cmd)
+cli.add_command(invert_cmd)
 
 
 def main() -> None:

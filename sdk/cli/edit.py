@@ -152,8 +152,8 @@ def edit_cmd(model: str, seed: int | None, latent_file: str | None, index: int, 
     cls = resolve_class(G, class_idx)
     style = bool(getattr(G, "style_based", False))
     if latent_file is not None:
-        lat, meta = load_latent(latent_file, G)
-        space = meta["space"]
+        loaded = load_latent(latent_file, G)
+        lat, space = loaded.latent, loaded.space
         if (space == "w+" and lat.ndim == 2) or (space != "w+" and lat.ndim == 1):
             lat = lat.unsqueeze(0)
         if index >= lat.shape[0]:
