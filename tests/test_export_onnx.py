@@ -20,6 +20,7 @@ import sdk
 import zoo
 from sdk.export import FP32_TOLERANCE, OnnxExportError, export_onnx
 from sdk.onnx_generator import OnnxGenerator, OnnxRuntimeError
+from conftest import WEIGHTS
 
 PKL = "network-snapshot-000000.pkl"
 
@@ -45,6 +46,9 @@ CASES: list[tuple[str, Callable[[Any], zoo.GanGenerator]]] = [
     ("sg2_orig_random", lambda conv: _random_sg2("orig")),
     ("sg2_resnet_random_cond", lambda conv: _random_sg2("resnet", c_dim=4)),
     ("dcgan-digiface-64", lambda conv: zoo.load("dcgan-digiface-64", quiet=True)),
+    ("sg3_t_64", lambda conv: zoo.load(conv("sg3_t_64", PKL))),
+    ("rosinality_64", lambda conv: zoo.load(conv("rosinality_64", "000000.pt"))),
+    ("mlpgan-mnist", lambda conv: zoo.load(WEIGHTS / "csinva-mnist_gan_mlp_G--300.ckpt", quiet=True)),
 ]
 IDS = [name for name, _ in CASES]
 

@@ -50,7 +50,8 @@ class MLPGANGenerator(GanGenerator):
         if z.ndim == 4:
             z = z.flatten(1)
         self.check_inputs(z, c)
-        if truncation_psi != 1:  # z-space truncation: shrink towards the prior mean 0
+        # z-space truncation: shrink towards the prior mean 0 (a tensor psi stays in exported graphs)
+        if isinstance(truncation_psi, torch.Tensor) or truncation_psi != 1:
             z = z * truncation_psi
         x = self.main(z)
         return x.reshape(z.shape[0], self.img_channels, self.img_resolution, self.img_resolution)
