@@ -64,3 +64,26 @@ class GanGenerator(nn.Module):
             if c is None or c.shape != (z.shape[0], self.c_dim):
                 got = None if c is None else list(c.shape)
                 raise ValueError(f"c must be a one-hot tensor of shape [{z.shape[0]}, {self.c_dim}], got {got}")
+
+
+class StyleGenerator(GanGenerator):
+    """A style-based generator: ``G(z, c) = synthesis(mapping(z, c))`` with a W space and ``w_avg``.
+
+    Subclasses build ``self.mapping`` / ``self.synthesis`` and keep their constructor arguments in ``self._kwargs``.
+    """
+
+    style_based = True
+    _kwargs: dict[str, Any]
+
+    def init_kwargs(self) -> dict[str, Any]:
+        return dict(self._kwargs)
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+        self.check_inputs(z, c)
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import GanGenerator
+from .base import StyleGenerator
 from .ops import bias_act, make_filter, modulated_conv2d, normalize_2nd_moment, conv2d_resample, upsample2d
 from .registry import ModelEntry, register_architecture, register_models
 
@@ -277,11 +277,10 @@ class SynthesisNetwork(nn.Module):
 
 
 @register_architecture
-class StyleGAN2Generator(GanGenerator):
+class StyleGAN2Generator(StyleGenerator):
     """StyleGAN2 generator: ``G(z, c) = synthesis(mapping(z, c))``."""
 
     architecture = "stylegan2"
-    style_based = True
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict[str, Any] | None = None, channel_base: int = 32768, channel_max: int = 512,
@@ -311,19 +310,6 @@ class StyleGAN2Generator(GanGenerator):
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
                                       **(mapping_kwargs or {}))
-
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.w_avg
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        self.check_inputs(z, c)
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
 
 
 # --- Published checkpoints -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GanGenerator
+from .base import StyleGenerator
 from .ops import bias_act, upfirdn2d
 from .registry import ModelEntry, register_architecture, register_models
 from .stylegan2 import FullyConnectedLayer, MappingNetwork
@@ -370,11 +370,10 @@ MAPPING_DEFAULTS: dict[str, Any] = dict(num_layers=2, lr_multiplier=0.01, w_avg_
 
 
 @register_architecture
-class StyleGAN3Generator(GanGenerator):
+class StyleGAN3Generator(StyleGenerator):
     """StyleGAN3 generator: ``G(z, c) = synthesis(mapping(z, c))``; configs T and R differ only in arguments."""
 
     architecture = "stylegan3"
-    style_based = True
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict[str, Any] | None = None, **synthesis_kwargs: Any) -> None:
@@ -396,19 +395,6 @@ class StyleGAN3Generator(GanGenerator):
         # Same layout as the StyleGAN2 mapping (embed -> w_dim, every hidden layer w_dim wide).
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
                                       **{**MAPPING_DEFAULTS, **mapping})
-
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self.mapping.w_avg
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        self.check_inputs(z, c)
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
 
 
 # --- Published checkpoints -------------------------------------------------------------------------
