@@ -37,7 +37,7 @@ def list_architectures() -> list[str]:
 
 
 NON_COMMERCIAL_LICENSES = {"nvidia-source-code-license": (
-    "NVIDIA Source Code License for StyleGAN: non-commercial use only (research and evaluation)."
+    "NVIDIA's StyleGAN source-code licence: non-commercial use only (research and evaluation)."
 )}
 
 
