@@ -78,3 +78,16 @@ def converted_fixture(tmp_path_factory: pytest.TempPathFactory):
         return cache[key]
 
     return get
+
+
+def sg2_golden_calls(G: Any, z: torch.Tensor, c: torch.Tensor | None) -> dict[str, Any]:
+    """The exact calls behind the StyleGAN2-format fixtures' golden keys (see their manifests' 'outputs')."""
+    return {
+        "w_avg": lambda: G.mapping.w_avg,
+        "ws_psi1": lambda: G.mapping(z, c, truncation_psi=1),
+        "ws_psi0_5": lambda: G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=None),
+        "ws_psi0_7_cutoff4": lambda: G.mapping(z, c, truncation_psi=0.7, truncation_cutoff=4),
+        "img_const_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="const"),
+        "img_const_psi0_5": lambda: G(z, c, truncation_psi=0.5, noise_mode="const"),
+        "img_none_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="none"),
+    }

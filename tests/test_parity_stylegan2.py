@@ -6,23 +6,12 @@ import pytest
 import torch
 
 import zoo
-from conftest import assert_close, golden, manifest, tolerance
+from conftest import assert_close, golden, manifest, sg2_golden_calls, tolerance
 
 SG2_FIXTURES = ["sg2ada_uncond_64", "sg2ada_cond_fp16_32", "sg2_in_sg3repo_64"]
 PKL = "network-snapshot-000000.pkl"
 
 
-def _calls(G, z, c):
-    """The manifest's exact call for each golden key (see each fixture's manifest 'outputs')."""
-    return {
-        "w_avg": lambda: G.mapping.w_avg,
-        "ws_psi1": lambda: G.mapping(z, c, truncation_psi=1),
-        "ws_psi0_5": lambda: G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=None),
-        "ws_psi0_7_cutoff4": lambda: G.mapping(z, c, truncation_psi=0.7, truncation_cutoff=4),
-        "img_const_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="const"),
-        "img_const_psi0_5": lambda: G(z, c, truncation_psi=0.5, noise_mode="const"),
-        "img_none_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="none"),
-    }
 
 
 @pytest.mark.parametrize("name", SG2_FIXTURES)
@@ -30,7 +19,7 @@ def test_every_golden_key(name, converted_fixture):
     man, gold = manifest(name), golden(name)
     G = zoo.load(converted_fixture(name, PKL))
     z, c = gold["z"], gold.get("c")
-    calls = _calls(G, z, c)
+    calls = sg2_golden_calls(G, z, c)
     # img_const_psi1_cpu_default is upstream's float16 path on CPU, kept by the fixture for reference only;
     # the manifest says the img_* parity keys use force_fp32=True, which is what we always run.
     reference_only = {"img_const_psi1_cpu_default"}

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import converters
 import zoo
-from conftest import assert_close, fixture_dir, golden, manifest, tolerance
+from conftest import assert_close, fixture_dir, golden, manifest, sg2_golden_calls, tolerance
 from converters.tf_stylegan2 import collect_variables, convert_networks, read_tf_pickle
 from zoo.errors import ConversionError, UnsafePickleError
 
@@ -22,17 +22,6 @@ NAME = "tf_stylegan2_64"
 PKL = "network-snapshot-000000.pkl"
 
 
-def _calls(G, z, c):
-    """The manifest's exact calls (legacy-converted G_ema, one seed per row)."""
-    return {
-        "w_avg": lambda: G.mapping.w_avg,
-        "ws_psi1": lambda: G.mapping(z, c, truncation_psi=1),
-        "ws_psi0_5": lambda: G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=None),
-        "ws_psi0_7_cutoff4": lambda: G.mapping(z, c, truncation_psi=0.7, truncation_cutoff=4),
-        "img_const_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="const"),
-        "img_const_psi0_5": lambda: G(z, c, truncation_psi=0.5, noise_mode="const"),
-        "img_none_psi1": lambda: G(z, c, truncation_psi=1, noise_mode="none"),
-    }
 
 
 def test_every_golden_key(converted_fixture):
@@ -40,7 +29,7 @@ def test_every_golden_key(converted_fixture):
     G = zoo.load(converted_fixture(NAME, PKL))
     z = gold["z"]
     c = torch.zeros([z.shape[0], 0])  # manifest "labels": unconditional
-    calls = _calls(G, z, c)
+    calls = sg2_golden_calls(G, z, c)
     checked = []
     with torch.no_grad():
         for key, expected in gold.items():

@@ -38,8 +38,22 @@ class GanGenerator(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> "GanGenerator":
         return cls(**config["init_kwargs"])
 
-    def init_kwargs(self) -> dict[str, Any]:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments, as stored in ``config.json`` (subclasses keep them in ``_kwargs``)."""
+        return dict(self._kwargs)
+
+    def prepare_z(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float | torch.Tensor) -> torch.Tensor:
+        """For z-space generators: accept ``[N, z_dim, 1, 1]``, check shapes, apply z-space truncation.
+
+        Truncation shrinks z towards its prior mean 0, the analogue of lerping towards ``w_avg``; a tensor
+        psi (ONNX export) always stays in the graph.
+        """
+        if z.ndim == 4:
+            z = z.flatten(1)
+        self.check_inputs(z, c)
+        if isinstance(truncation_psi, torch.Tensor) or truncation_psi != 1:
+            z = z * truncation_psi
+        return z
 
     def make_c(self, class_idx: int | list[int] | None, batch: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
         """One-hot labels for ``class_idx`` (broadcast to ``batch``); ``None`` for unconditional models."""
@@ -73,10 +87,6 @@ class StyleGenerator(GanGenerator):
     """
 
     style_based = True
-    _kwargs: dict[str, Any]
-
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
 
     @property
     def w_avg(self) -> torch.Tensor:

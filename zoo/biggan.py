@@ -241,9 +241,6 @@ class BigGANDeep(GanGenerator):
         self.embeddings = nn.Linear(num_classes, z_dim, bias=False)
         self.generator = Generator(z_dim, channel_width, layers, attention_layer_position, eps, n_stats)
 
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
         self.check_inputs(z, c)

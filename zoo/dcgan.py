@@ -9,7 +9,6 @@ concatenate a one-hot label to z (optionally with Dropout after the first block,
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
@@ -48,17 +47,9 @@ class DCGANGenerator(GanGenerator):
         layers += [nn.ConvTranspose2d(in_c, img_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        if z.ndim == 4:
-            z = z.flatten(1)
-        self.check_inputs(z, c)
-        # Truncation for a plain z-space GAN: shrink z towards its mean (0), the analogue of lerping to w_avg.
-        if isinstance(truncation_psi, torch.Tensor) or truncation_psi != 1:  # a tensor psi stays in exported graphs
-            z = z * truncation_psi
+        z = self.prepare_z(z, c, truncation_psi)
         if self.c_dim > 0:
             z = torch.cat([z, c.to(z.dtype)], dim=1)
         return self.main(z.reshape(z.shape[0], -1, 1, 1))

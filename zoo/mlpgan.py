@@ -9,7 +9,6 @@ so state-dict names carry over with a ``main.`` prefix. The flat output is resha
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
@@ -42,17 +41,9 @@ class MLPGANGenerator(GanGenerator):
         layers += [nn.Linear(in_f, img_channels * img_resolution * img_resolution), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        if z.ndim == 4:
-            z = z.flatten(1)
-        self.check_inputs(z, c)
-        # z-space truncation: shrink towards the prior mean 0 (a tensor psi stays in exported graphs)
-        if isinstance(truncation_psi, torch.Tensor) or truncation_psi != 1:
-            z = z * truncation_psi
+        z = self.prepare_z(z, c, truncation_psi)
         x = self.main(z)
         return x.reshape(z.shape[0], self.img_channels, self.img_resolution, self.img_resolution)
 

@@ -87,9 +87,6 @@ class ProGANGenerator(GanGenerator):
             for cin, cout in zip(depths[:-1], depths[1:]))
         self.toRGBLayers = nn.ModuleList(_conv(d, img_channels, 1, equalized_lr) for d in depths)
 
-    def init_kwargs(self) -> dict[str, Any]:
-        return dict(self._kwargs)
-
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x, self.leak)
 
