@@ -9,7 +9,9 @@ tolerance is refused with :class:`OnnxExportError` and nothing is left behind.
 Graph interface (names are part of the contract):
 
 - ``parts="full"``: inputs ``z [B, z_dim]``, ``c [B, c_dim]`` (conditional models only), ``truncation_psi``
-  (float scalar); output ``img [B, C, H, W]`` in [-1, 1].
+  (scalar of the family's ``psi_dtype``: float32, float64 for BigGAN, whose statistics-row choice needs
+  upstream's float64 arithmetic; absent for families with no truncation, ProGAN); output
+  ``img [B, C, H, W]`` in [-1, 1]. The metadata keys ``truncation_psi`` and ``truncation_psi_range`` say which.
 - ``parts="mapping"`` (style-based only): same inputs; output ``ws [B, num_ws, w_dim]``.
 - ``parts="synthesis"`` (style-based only): input ``ws``; output ``img``.
 
@@ -107,12 +109,17 @@ def _extra_defaults(G: nn.Module, parts: str) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in extras.items()}
 
 
+def _psi_dtype(G: nn.Module) -> torch.dtype | None:
+    """The ``truncation_psi`` input's dtype (float32 unless the family says otherwise); None: no input."""
+    return getattr(G, "psi_dtype", torch.float32)
+
+
 def input_names(G: nn.Module, parts: str) -> list[str]:
     """Graph input names for ``parts`` (standard inputs first, then family extras)."""
     if parts == "synthesis":
         names = ["ws"]
     else:
-        names = ["z"] + (["c"] if G.c_dim > 0 else []) + ["truncation_psi"]
+        names = ["z"] + (["c"] if G.c_dim > 0 else []) + (["truncation_psi"] if _psi_dtype(G) else [])
     return names + list(_extra_defaults(G, parts))
 
 
@@ -142,7 +149,7 @@ class _ExportModule(nn.Module):
         extras = {k: inputs[k] for k in self.extra_names}
         G = self.G
         if not getattr(G, "style_based", False):
-            return G(inputs["z"], inputs.get("c"), truncation_psi=inputs["truncation_psi"],
+            return G(inputs["z"], inputs.get("c"), truncation_psi=inputs.get("truncation_psi", 1.0),
                      noise_mode=self.noise_mode, **extras)
         if self.parts == "synthesis":
             return G.synthesis(inputs["ws"], noise_mode=self.noise_mode, **extras)
@@ -170,7 +177,9 @@ def _random_inputs(G: nn.Module, parts: str, batch: int, gen: torch.Generator, p
         out["z"] = z
         if c is not None:
             out["c"] = c
-        out["truncation_psi"] = torch.tensor(psi, dtype=torch.float32)
+        dtype = _psi_dtype(G)
+        if dtype is not None:
+            out["truncation_psi"] = torch.tensor(psi, dtype=dtype)
     for name, default in _extra_defaults(G, parts).items():
         out[name] = default.clone()
     return out
@@ -217,6 +226,9 @@ def build_metadata(G: nn.Module, parts: str, precision: str, noise_mode: str,
         "precision": precision,
         "noise_mode": noise_mode,
         "truncation_cutoff": json.dumps(truncation_cutoff),
+        # "float32" / "float64": the dtype of the truncation_psi input; "none": the family has no truncation
+        "truncation_psi": str(_psi_dtype(G) or "none").replace("torch.", ""),
+        "truncation_psi_range": json.dumps(getattr(G, "psi_range", None)),
         "extra_inputs": json.dumps(extras),
         "output_range": "[-1, 1]",
     }

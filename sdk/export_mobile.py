@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .export import OnnxExportError, export_onnx, _cpu_session, _chmod_like_new_file
+from .onnx_generator import input_dtypes
 
 QUALITY_SEEDS = tuple(range(8))
 
@@ -87,7 +88,10 @@ def _quantize(src: str | os.PathLike[str], dst: Path, calibration_seeds: Sequenc
 
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.work-") as tmpdir:
         pre = Path(tmpdir) / "pre.onnx"
-        quant_pre_process(os.fspath(src), os.fspath(pre))  # folds constants so weights are plain initializers
+        try:  # folds constants so weights are plain initializers
+            quant_pre_process(os.fspath(src), os.fspath(pre))
+        except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some graphs (BigGAN's gathers)
+            quant_pre_process(os.fspath(src), os.fspath(pre), skip_symbolic_shape=True)
         out = Path(tmpdir) / "int8.onnx"
         quantize_dynamic(os.fspath(pre), os.fspath(out), weight_type=QuantType.QInt8)
         info: dict[str, Any] = {"method": "dynamic", "quantized_nodes": _count_quantized(out)}
@@ -149,10 +153,11 @@ def _seed_inputs(sess: Any, meta: dict[str, str], seeds: Sequence[int]) -> dict[
     feed: dict[str, np.ndarray] = {"z": torch.cat([fn(s, z_dim, 1.0) for s in seeds]).numpy()}
     if "c" in names:
         feed["c"] = np.eye(c_dim, dtype=np.float32)[[s % c_dim for s in seeds]]
-    feed["truncation_psi"] = np.asarray(1.0, dtype=np.float32)
+    feed["truncation_psi"] = np.asarray(1.0)
     for k, v in json.loads(meta.get("extra_inputs", "{}")).items():
-        feed[k] = np.asarray(v, dtype=np.float32)
-    return {k: v for k, v in feed.items() if k in names}
+        feed[k] = np.asarray(v)
+    dtypes = input_dtypes(sess)  # e.g. BigGAN's float64 psi
+    return {k: v.astype(dtypes[k]) for k, v in feed.items() if k in names}
 
 
 def compare_quality(reference: str | os.PathLike[str], candidate: str | os.PathLike[str],

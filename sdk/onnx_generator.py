@@ -70,6 +70,16 @@ def resolve_providers(provider: str | Sequence[str]) -> tuple[list[tuple[str, di
     return chosen, missing
 
 
+# onnxruntime's input type strings -> numpy dtypes (graph inputs other than these are fed as float32)
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(int64)": np.int64}
+
+
+def input_dtypes(session: Any) -> dict[str, type]:
+    """numpy dtype of each graph input of an onnxruntime session (float32 where the type is not listed)."""
+    return {i.name: _ORT_DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
+
+
 class OnnxGenerator:
     """An exported ``full`` generator as a callable: ``G(z, c, truncation_psi=...) -> torch.Tensor``.
 
@@ -122,6 +132,8 @@ class OnnxGenerator:
         self.model_info = {"model_name": meta.get("source_model", ""), "weights_sha256": meta.get("weights_sha256", ""),
                            "onnx_path": str(p)}
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._input_dtypes = input_dtypes(self.session)
+        self.psi_range = json.loads(meta.get("truncation_psi_range", "null"))
         if not quiet:
             note = f"ganzoo: onnxruntime runs {p.name} on {self.provider_in_use}"
             if missing:
@@ -143,7 +155,8 @@ class OnnxGenerator:
         for name in self.input_names:
             if name in inputs and inputs[name] is not None:
                 v = inputs[name]
-                feed[name] = (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)).astype(np.float32)
+                v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+                feed[name] = v.astype(self._input_dtypes[name])
             elif name in self.extra_defaults:
                 feed[name] = self.extra_defaults[name]
             else:
@@ -168,5 +181,13 @@ class OnnxGenerator:
         if unknown:
             raise OnnxRuntimeError(f"unknown extra input(s) {sorted(unknown)}; this file takes "
                                    f"{sorted(self.extra_defaults) or 'none'}")
-        out = self.run(z=z, c=c, truncation_psi=np.asarray(truncation_psi, dtype=np.float32), **extras)
+        psi = float(truncation_psi)
+        if "truncation_psi" not in self.input_names:
+            if psi != 1:
+                raise OnnxRuntimeError(f"{self.architecture or 'this model'} has no truncation: use truncation_psi=1")
+        elif self.psi_range is not None and not self.psi_range[0] < psi <= self.psi_range[1]:
+            raise OnnxRuntimeError(f"truncation_psi must be in ({self.psi_range[0]:g}, {self.psi_range[1]:g}] "
+                                   f"for {self.architecture}, got {truncation_psi}")
+        # psi goes in as a Python float so a float64 input (BigGAN) gets the exact value
+        out = self.run(z=z, c=c, truncation_psi=np.asarray(psi, dtype=np.float64), **extras)
         return torch.from_numpy(out.astype(np.float32))

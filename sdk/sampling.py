@@ -87,8 +87,12 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
     ``gen_images.py``; the model's own transform is restored afterwards.
     """
     if translate is not None or rotate is not None:
-        from .transform import input_transform
+        from .transform import input_transform, inverse_transform
 
+        if "transform" in getattr(G, "extra_defaults", {}):  # an exported StyleGAN3: the transform is an input
+            return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                            transform=inverse_transform(translate, rotate), **forward_kwargs)
         with input_transform(G, translate, rotate):
             return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                             class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,

@@ -33,10 +33,17 @@ def transform_buffer(G: Any) -> torch.Tensor:
     return buf
 
 
+def inverse_transform(translate: Sequence[float] | None = None, rotate: float | None = None) -> np.ndarray:
+    """``inv(make_transform(translate, rotate))``: what the generator's input layer takes."""
+    if translate is not None and len(translate) != 2:
+        raise ValueError(f"translate must be two numbers (tx, ty), got {translate!r}")
+    return np.linalg.inv(make_transform(translate if translate is not None else (0.0, 0.0), rotate or 0.0))
+
+
 def set_input_transform(G: Any, translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> None:
     """Write ``inv(make_transform(translate, rotate))`` into the model (persists until changed)."""
     buf = transform_buffer(G)
-    m = np.linalg.inv(make_transform(translate, rotate))
+    m = inverse_transform(translate, rotate)
     with torch.no_grad():
         buf.copy_(torch.from_numpy(m))
 
@@ -44,8 +51,7 @@ def set_input_transform(G: Any, translate: Sequence[float] = (0.0, 0.0), rotate:
 @contextlib.contextmanager
 def input_transform(G: Any, translate: Sequence[float] | None = None, rotate: float | None = None) -> Iterator[None]:
     """Apply a translate/rotate inside the ``with`` block; the model's previous transform is restored after."""
-    if translate is not None and len(translate) != 2:
-        raise ValueError(f"translate must be two numbers (tx, ty), got {translate!r}")
+    inverse_transform(translate, rotate)  # argument checks before anything changes
     buf = transform_buffer(G)
     saved = buf.detach().clone()
     set_input_transform(G, translate if translate is not None else (0.0, 0.0), rotate or 0.0)

@@ -21,6 +21,11 @@ class GanGenerator(nn.Module):
     style_based: ClassVar[bool] = False
     #: How ``sdk.sample`` turns a seed into z: "nvidia" (RandomState randn), "biggan" (truncated normal).
     z_convention: ClassVar[str] = "nvidia"
+    #: dtype of the exported graph's scalar ``truncation_psi`` input; ``None`` when the family has no truncation
+    #: (the input is then left out of the graph rather than accepted and ignored).
+    psi_dtype: ClassVar[torch.dtype | None] = torch.float32
+    #: ``(low, high)``: valid psi are ``low < psi <= high``; ``None``: any value.
+    psi_range: ClassVar[tuple[float, float] | None] = None
 
     z_dim: int
     c_dim: int

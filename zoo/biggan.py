@@ -120,7 +120,9 @@ class BigGANBatchNorm(nn.Module):
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
 
-    def stats(self, truncation: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def stats(self, truncation: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(truncation, torch.Tensor):
+            return self._stats_graph(truncation)
         coef, start = math.modf(truncation / self.step_size)
         i = int(start)
         if coef != 0.0:  # upstream's (reversed) weights, kept on purpose
@@ -130,7 +132,30 @@ class BigGANBatchNorm(nn.Module):
             mean, var = self.running_means[i], self.running_vars[i]
         return mean, var
 
-    def forward(self, x: torch.Tensor, truncation: float, condition_vector: torch.Tensor | None = None) -> torch.Tensor:
+    def _stats_graph(self, truncation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`stats` for a scalar tensor, as gathers instead of Python branching (ONNX export).
+
+        The same float64 arithmetic (``x - floor(x)`` is exactly ``math.modf``'s fraction for x >= 0) and
+        the same float32 blend, so a float64 psi gives bit-identical statistics.
+        """
+        # an explicit float64 divisor: the exporter would store the Python float step through float32
+        step = torch.tensor(self.step_size, dtype=torch.float64, device=truncation.device)
+        pos = truncation.to(torch.float64).reshape(1) / step
+        start = torch.floor(pos)
+        coef = pos - start
+        last = self.running_means.shape[0] - 1
+        i = start.to(torch.int64).clamp(0, last)
+        j = (i + 1).clamp(max=last)
+        w_i, w_j = coef.to(torch.float32), (1 - coef).to(torch.float32)
+
+        def pick(rows: torch.Tensor) -> torch.Tensor:
+            a, b = rows.index_select(0, i)[0], rows.index_select(0, j)[0]
+            return torch.where(coef != 0, a * w_i + b * w_j, a)
+
+        return pick(self.running_means), pick(self.running_vars)
+
+    def forward(self, x: torch.Tensor, truncation: float | torch.Tensor,
+                condition_vector: torch.Tensor | None = None) -> torch.Tensor:
         mean, var = self.stats(truncation)
         if not self.conditional:
             return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, momentum=0.0, eps=self.eps)
@@ -159,7 +184,7 @@ class GenBlock(nn.Module):
         self.bn_3 = BigGANBatchNorm(mid, condition_vector_dim, n_stats, eps)
         self.conv_3 = SNConv2d(mid, out_size, 1, eps=eps)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: float | torch.Tensor) -> torch.Tensor:
         skip = x
         x = self.conv_0(F.relu(self.bn_0(x, truncation, cond)))
         x = F.relu(self.bn_1(x, truncation, cond))
@@ -194,7 +219,7 @@ class Generator(nn.Module):
         self.bn = BigGANBatchNorm(ch, n_stats=n_stats, eps=eps, conditional=False)
         self.conv_to_rgb = SNConv2d(ch, ch, 3, padding=1, eps=eps)
 
-    def forward(self, cond: torch.Tensor, truncation: float) -> torch.Tensor:
+    def forward(self, cond: torch.Tensor, truncation: float | torch.Tensor) -> torch.Tensor:
         x = self.gen_z(cond)
         x = x.reshape(-1, 4, 4, 16 * self.channel_width).permute(0, 3, 1, 2).contiguous()
         for layer in self.layers:
@@ -218,6 +243,10 @@ class BigGANDeep(GanGenerator):
     architecture = "biggan-deep"
     style_based = False
     z_convention = "biggan"
+    # psi picks the statistics row as psi / (1 / (n_stats - 1)) in float64, like upstream's Python floats; a
+    # float32 psi would land on the neighbouring row at grid values such as 0.02 (see BigGANBatchNorm.stats).
+    psi_dtype = torch.float64
+    psi_range = (0.0, 1.0)
 
     def __init__(self, output_dim: int = 128, z_dim: int = 128, class_embed_dim: int = 128, channel_width: int = 128,
                  num_classes: int = 1000, layers: Sequence[Sequence[Any]] | None = None,
@@ -244,9 +273,12 @@ class BigGANDeep(GanGenerator):
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
         self.check_inputs(z, c)
-        t = float(truncation_psi)
-        if not 0 < t <= 1:
-            raise ValueError(f"BigGAN truncation must be in (0, 1], got {truncation_psi}")
+        if isinstance(truncation_psi, torch.Tensor):  # ONNX export: psi stays a graph input
+            t: float | torch.Tensor = truncation_psi
+        else:
+            t = float(truncation_psi)
+            if not 0 < t <= 1:
+                raise ValueError(f"BigGAN truncation must be in (0, 1], got {truncation_psi}")
         if truncation_cutoff is not None:
             raise ValueError("BigGAN has no per-layer truncation: drop truncation_cutoff")
         cond = torch.cat([z, self.embeddings(c.to(z.dtype))], dim=1)

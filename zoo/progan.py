@@ -59,6 +59,7 @@ class ProGANGenerator(GanGenerator):
     """
 
     architecture = "progan"
+    psi_dtype = None  # no truncation trick: pixel norm undoes any scaling of z
     style_based = False
 
     def __init__(self, z_dim: int = 512, depths: Sequence[int] = (512,), img_channels: int = 3,
@@ -93,8 +94,7 @@ class ProGANGenerator(GanGenerator):
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
         self.check_inputs(z, c)
-        # A tensor psi comes from ONNX export, where the input exists for a uniform signature and is unused.
-        if (not isinstance(truncation_psi, torch.Tensor) and truncation_psi != 1) or truncation_cutoff is not None:
+        if float(truncation_psi) != 1 or truncation_cutoff is not None:
             # The latent is pixel-normalised first, so scaling z (the usual z-space truncation) changes nothing.
             raise ValueError("ProGAN has no truncation trick (its latent is normalised): use truncation_psi=1")
         x = pixel_norm(z)

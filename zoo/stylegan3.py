@@ -242,8 +242,10 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", torch.rand([channels]) - 0.5)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
+        """``transform`` ([3, 3], the inverse image transform) overrides the buffer for this call."""
         n = w.shape[0]
+        user = self.transform if transform is None else transform.to(torch.float32)
         t = self.affine(w)  # (r_c, r_s, t_x, t_y)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         eye = torch.eye(3, device=w.device, dtype=torch.float32)
@@ -255,7 +257,7 @@ class SynthesisInput(nn.Module):
         m_t = eye.unsqueeze(0).repeat([n, 1, 1])  # inverse translation
         m_t[:, 0, 2] = -t[:, 2]
         m_t[:, 1, 2] = -t[:, 3]
-        transforms = m_r @ m_t @ self.transform.unsqueeze(0)
+        transforms = m_r @ m_t @ user.unsqueeze(0)
 
         freqs = self.freqs.unsqueeze(0)
         phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
@@ -347,14 +349,18 @@ class SynthesisNetwork(nn.Module):
                                                     magnitude_ema_beta=magnitude_ema_beta))
             self.layer_names.append(spec.name)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const", **_: Any) -> torch.Tensor:
-        """``ws [N, num_ws, w_dim]`` -> image; ``noise_mode`` is accepted for API symmetry (no noise in SG3)."""
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", transform: torch.Tensor | None = None,
+                **_: Any) -> torch.Tensor:
+        """``ws [N, num_ws, w_dim]`` -> image; ``noise_mode`` is accepted for API symmetry (no noise in SG3).
+
+        ``transform``: an inverse image transform ``[3, 3]`` for this call instead of ``input.transform``.
+        """
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
         ws_list = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws_list[0])
+        x = self.input(ws_list[0], transform)
         for name, w in zip(self.layer_names, ws_list[1:]):
             x = getattr(self, name)(x, w)
         if self.output_scale != 1:
@@ -395,6 +401,10 @@ class StyleGAN3Generator(StyleGenerator):
         # Same layout as the StyleGAN2 mapping (embed -> w_dim, every hidden layer w_dim wide).
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
                                       **{**MAPPING_DEFAULTS, **mapping})
+
+    def onnx_extra_inputs(self, parts: str) -> dict[str, torch.Tensor]:
+        """ONNX exports take the input transform ``[3, 3]`` as a graph input (default: the model's buffer)."""
+        return {} if parts == "mapping" else {"transform": self.synthesis.input.transform.detach().clone()}
 
 
 # --- Published checkpoints -------------------------------------------------------------------------
