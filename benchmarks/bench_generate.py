@@ -4,9 +4,14 @@
 
 Random weights of the real size: z = w = 512, 8 mapping layers, channel_base 32768 / channel_max 512
 (config-f widths: 512 channels up to 64 px, 256 at 128 px, 128 at 256 px). Prints ms/image for torch
-eager, torch.compile and onnxruntime (CPU) at batch 1 and 8, GFLOP/image from
-``torch.utils.flop_counter.FlopCounterMode``, the achieved fraction of an estimated fp32 peak, the top
-ops of a profile, and eager timings with the FIR resampling filter run as one 2-D pass vs two 1-D passes.
+eager (NCHW and channels-last), torch.compile (one dynamic-batch graph, and one static graph per batch
+size) and onnxruntime (CPU) at batch 1 and 8, GFLOP/image from ``torch.utils.flop_counter.FlopCounterMode``
+(the model's nominal conv/matmul FLOPs, the same for every path), and the achieved fraction of this CPU's
+fp32 peak. The peak is measured, not looked up: ``fma_peak.c`` (built with gcc -fopenmp) runs independent
+FMA chains on the same number of threads, before and after the timed rounds; the nominal
+cores x base clock x FLOP/cycle figure is printed beside it (it ignores turbo). Also printed: the top ops
+of a profile, single-op timings of where the upsampling layers spend their time, and eager timings with
+the FIR resampling filter run as one 2-D pass vs two 1-D passes.
 """
 
 from __future__ import annotations
@@ -75,6 +80,57 @@ def cpu_peak() -> tuple[float, str]:
     text = (f"{model_name} ({vendor} family {family:#x}): {cores} threads x {ghz:.2f} GHz (/proc/cpuinfo, nominal; "
             f"turbo not counted) x {per_cycle} FLOP/cycle [{why}] = {peak:.0f} GFLOP/s fp32")
     return peak, text
+
+
+def measured_peak(threads: int) -> tuple[float | None, str]:
+    """GFLOP/s of ``fma_peak.c`` on ``threads`` threads (best of 5), or None when it cannot be built."""
+    import shutil
+    import subprocess
+
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    isa = "avx512" if "avx512f" in flags else "avx2"
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return None, "no C compiler: measured peak unavailable"
+    exe = Path(tempfile.gettempdir()) / f"ganzoo_fma_peak_{os.getpid()}"
+    try:
+        subprocess.run([cc, "-O2", "-fopenmp", str(ROOT / "benchmarks" / "fma_peak.c"), "-o", str(exe)],
+                       check=True, capture_output=True)
+        out = subprocess.run([str(exe), str(threads), "200000000", isa], check=True, capture_output=True, text=True)
+        return float(out.stdout.strip()), f"{isa} FMA chains on {threads} threads"
+    except (subprocess.CalledProcessError, ValueError) as e:
+        return None, f"fma_peak failed: {e}"
+    finally:
+        exe.unlink(missing_ok=True)
+
+
+def upsample_op_ms(batch: int = 8, rounds: int = 3) -> list[tuple[str, float, float, float, float]]:
+    """Where an upsampling layer's time goes, per layer shape: ms for the stride-2 transposed conv, a plain
+    3x3 conv of the same FLOPs, and the 4x4 FIR filter after it in NCHW and in channels-last."""
+    import torch.nn.functional as F
+
+    def best(fn: Callable[[], Any]) -> float:
+        fn()
+        t_best = math.inf
+        for _ in range(rounds):
+            t = time.perf_counter()
+            fn()
+            t_best = min(t_best, time.perf_counter() - t)
+        return t_best * 1000
+
+    out = []
+    for cin, cout, res in ((512, 512, 32), (512, 256, 64), (256, 128, 128)):
+        x = torch.randn(batch, cin, res, res)
+        w = torch.randn(cin, cout, 3, 3)
+        y = torch.randn(batch, cout, 2 * res + 3, 2 * res + 3)
+        f = torch.ones(cout, 1, 4, 4) / 16
+        yc = y.contiguous(memory_format=torch.channels_last)
+        out.append((f"{cin}->{cout} @{res}->{2 * res}",
+                    best(lambda: F.conv_transpose2d(x, w, stride=2)),
+                    best(lambda: F.conv2d(x, w.transpose(0, 1), padding=1)),
+                    best(lambda: F.conv2d(y, f, groups=cout)),
+                    best(lambda: F.conv2d(yc, f, groups=cout))))
+    return out
 
 
 def gflop_per_image(G: torch.nn.Module) -> float:
@@ -152,14 +208,16 @@ def upstream_generator(path: str) -> torch.nn.Module:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds at batch 1 (batch 8: half, at least 1)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every path")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--upstream", default=None, help="stylegan2-ada-pytorch checkout to time side by side")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
 
-    peak, peak_text = cpu_peak()
+    nominal, nominal_text = cpu_peak()
+    peak_before, how = measured_peak(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
-    print(f"peak estimate: {peak_text}")
+    print(f"nominal peak: {nominal_text}")
     G = build()
     gflop = gflop_per_image(G)
     print(f"StyleGAN2 config-f 256 px: {sum(p.numel() for p in G.parameters()) / 1e6:.1f} M parameters, "
@@ -167,7 +225,11 @@ def main() -> None:
 
     print("profile, torch eager batch 1, top ops by self CPU time:")
     print(profile_top(G))
-    print("FIR [1,3,3,1] resampling filter alone (ms, best of 3):")
+    print("upsampling layers, batch 8, single ops (ms, best of 3): transposed conv vs a 3x3 conv of the same "
+          "FLOPs; the 4x4 FIR after it, NCHW vs channels-last")
+    for shape, ct, c3, fir, fir_cl in upsample_op_ms():
+        print(f"  {shape:22s} conv_transpose {ct:7.1f}  conv3x3 {c3:7.1f}   FIR NCHW {fir:6.1f}  channels-last {fir_cl:6.1f}")
+    print("FIR [1,3,3,1] resampling filter alone, batch 1 (ms, best of 3):")
     for shape, a, b in fir_op_ms():
         print(f"  {shape:22s} 2-D {a:7.1f}   separable {b:7.1f}")
 
@@ -175,28 +237,41 @@ def main() -> None:
         with torch.no_grad():
             return G(z)
 
+    G_cl = build().to(memory_format=torch.channels_last)
+
+    def eager_cl(z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return G_cl(z)
+
     def eager_separable(z: torch.Tensor) -> torch.Tensor:
         sg2.SEPARABLE_FIR = True
         try:
             return eager(z)
         finally:
-            sg2.SEPARABLE_FIR = False  # the compiled graph below was traced with the default
+            sg2.SEPARABLE_FIR = False  # the compiled graphs below were traced with the default
 
-    backends: dict[str, Callable[[torch.Tensor], Any]] = {
-        "torch eager (FIR 2-D, default)": eager, "torch eager, FIR separable": eager_separable}
+    common: dict[str, Callable[[torch.Tensor], Any]] = {
+        "torch eager (NCHW, default)": eager, "torch eager, channels-last": eager_cl,
+        "torch eager, FIR separable": eager_separable}
+    per_batch: dict[int, dict[str, Callable[[torch.Tensor], Any]]] = {1: {}, 8: {}}
 
     if not args.no_compile:
+        def compiled_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], Any]:
+            def run(z: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return module(z)
+            return run
+
         t = time.perf_counter()
         try:
-            Gc = torch.compile(G, dynamic=True)  # one compiled graph for every batch size
-
-            def compiled(z: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    return Gc(z)
-
-            compiled(torch.randn(2, 512))
-            backends["torch.compile (inductor)"] = compiled
-            print(f"torch.compile: compiled in {time.perf_counter() - t:.0f} s")
+            dyn = compiled_fn(torch.compile(G, dynamic=True))  # one graph for every batch size
+            dyn(torch.randn(2, 512))
+            common["torch.compile, dynamic batch"] = dyn
+            for b in per_batch:
+                fn = compiled_fn(torch.compile(build(), dynamic=False))  # its own module: a graph per batch
+                fn(torch.randn(b, 512))
+                per_batch[b]["torch.compile, static batch"] = fn
+            print(f"torch.compile: 3 graphs compiled in {time.perf_counter() - t:.0f} s")
         except Exception as e:  # noqa: BLE001 - report and go on
             print(f"torch.compile unavailable: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 
@@ -212,10 +287,10 @@ def main() -> None:
     print(f"onnx export + verification (batch 1, 2): {time.perf_counter() - t:.0f} s, max-abs vs torch "
           f"{max(rep.max_abs_error.values()):.2g}")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = torch.get_num_threads()
+    so.intra_op_num_threads = args.threads
     sess = ort.InferenceSession(str(Path(tmp.name) / "g.onnx"), so, providers=["CPUExecutionProvider"])
     psi = np.asarray(1.0, dtype=np.float32)
-    backends["onnxruntime CPU"] = lambda z: sess.run(None, {"z": z.numpy(), "truncation_psi": psi})[0]
+    common["onnxruntime CPU"] = lambda z: sess.run(None, {"z": z.numpy(), "truncation_psi": psi})[0]
 
     if args.upstream:
         try:
@@ -225,18 +300,27 @@ def main() -> None:
                 with torch.no_grad():
                     return U(z, None, noise_mode="const")
 
-            backends["upstream stylegan2-ada-pytorch eager"] = upstream
+            common["upstream stylegan2-ada-pytorch eager"] = upstream
         except Exception as e:  # noqa: BLE001
             print(f"upstream timing skipped: {type(e).__name__}: {e}")
 
-    results = {b: round_robin(backends, b, args.rounds if b == 1 else max(1, args.rounds // 2)) for b in (1, 8)}
+    results = {b: round_robin({**common, **per_batch[b]}, b, args.rounds if b == 1 else max(1, args.rounds // 2))
+               for b in (1, 8)}
     tmp.cleanup()
-    print(f"\nbest of interleaved rounds; load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'backend':40s} {'batch':>5s} {'ms/image':>10s} {'GFLOP/s':>9s} {'% of peak':>9s}")
+    peak_after, _ = measured_peak(args.threads)
+    measured = [v for v in (peak_before, peak_after) if v]
+    peak = max(measured) if measured else nominal
+    print(f"\nmeasured fp32 peak ({how}): before {peak_before} / after {peak_after} GFLOP/s; using "
+          f"{peak:.0f} GFLOP/s ({'measured' if measured else 'nominal'}); nominal estimate {nominal:.0f}")
+    print(f"best of interleaved rounds; load average now {os.getloadavg()[0]:.1f}")
+    upstream_ms = {b: res.get("upstream stylegan2-ada-pytorch eager") for b, res in results.items()}
+    print(f"| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
+    print("|---|---|---|---|---|---|")
     for b, res in results.items():
-        for name, ms in res.items():
+        for name, ms in sorted(res.items(), key=lambda kv: kv[1]):
             rate = gflop / (ms / 1000)
-            print(f"{name:40s} {b:5d} {ms:10.1f} {rate:9.1f} {100 * rate / peak:8.1f}%")
+            vs = f"{upstream_ms[b] / ms:.2f}" if upstream_ms[b] else "-"
+            print(f"| {name} | {b} | {ms:.1f} | {rate:.1f} | {100 * rate / peak:.1f}% | {vs} |")
 
 
 if __name__ == "__main__":
