@@ -89,6 +89,10 @@ def upfirdn2d(
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = f.to(x.dtype)
+    if x.device.type == "cpu" and c >= 16:
+        # oneDNN's depthwise conv is ~2.5x faster channels-last on CPU (benchmarks/bench_generate.py: 4x4 FIR
+        # at 259 px, 128 ch: 179 vs 495 ms at batch 8); later convs keep the layout. Same values either way.
+        x = x.contiguous(memory_format=torch.channels_last)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     parts = _separable(f) if (separable and f.ndim == 2) else None
