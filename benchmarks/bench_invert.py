@@ -14,7 +14,7 @@ A third row re-runs ganzoo's schedule with randomly re-drawn initial noise maps 
 to 200 steps, to show what starting from the generator's own constant maps is worth. Every cell is the mean
 over ``--targets`` targets (2 by default) at each resolution; s/step is the median over a row's cells.
 A full run (``--res 64 256 --steps 25 50 100 200 1000 --threads 1``) takes about 40 minutes on one core;
-``--long nvlabs`` keeps the 1000-step column for the NVlabs baseline only (about 25 minutes).
+``--long nvlabs`` keeps the 1000-step column for the NVlabs baseline only (about 30 minutes).
 
     python benchmarks/bench_invert.py [--res 64 256] [--targets 2] [--steps 25 50 100 200 1000] [--space w]
                                       [--threads 1] [--long ganzoo nvlabs]
