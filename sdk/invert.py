@@ -14,8 +14,9 @@ first with L-BFGS (strong Wolfe line search) for 80 % of the steps: the pixel lo
 conditioned in W, and quasi-Newton steps gain far more per evaluation than Adam. The remaining 20 % are the
 projector-style Adam phase (latent at a tenth of the rate, noise maps from the generator's own constant
 maps, warm-up + cosine ramp-down, autocorrelation penalty, re-normalisation). Pixel errors are one-sided
-where the target is saturated (a stored 255 only says "at least 1"). ``benchmarks/bench_invert.py``
-compares both schedules.
+where the target is saturated (a stored 255 only says "at least 1"), and the MS-SSIM / LPIPS terms see the
+image the same way, so the true latent is a zero-loss point. ``benchmarks/bench_invert.py`` compares both
+schedules.
 """
 
 from __future__ import annotations
@@ -281,14 +282,19 @@ def _image_loss(img: torch.Tensor, target: torch.Tensor, sched: Schedule, lpips_
                 target_vgg: torch.Tensor | None) -> torch.Tensor:
     """Per-sample loss ``[N]``."""
     err = pixel_error(img, target)
+    # The structural terms see the image as the target would store it: values beyond a saturated target
+    # pixel count as equal to it. Comparing the raw image there would penalise the generator's own output
+    # (stored clipped) and pull the optimum away from the true latent.
+    seen = target + err
     loss = sched.pixel_weight * err.square().flatten(1).mean(1)
     for _ in range(sched.pyramid):  # coarser scales weigh low frequencies more: a smoother landscape early on
         err = F.avg_pool2d(err, 2)
         loss = loss + sched.pixel_weight * err.square().flatten(1).mean(1)
     if lpips_fn is not None:
-        loss = loss + sched.lpips_weight * lpips_fn(downscale_for_vgg(img), target_vgg.expand(img.shape[0], -1, -1, -1))
+        loss = loss + sched.lpips_weight * lpips_fn(downscale_for_vgg(seen),
+                                                    target_vgg.expand(img.shape[0], -1, -1, -1))
     elif sched.ssim_weight > 0:
-        loss = loss + sched.ssim_weight * (1 - ms_ssim(img, target.expand_as(img)))
+        loss = loss + sched.ssim_weight * (1 - ms_ssim(seen, target.expand_as(img)))
     return loss
 
 
@@ -390,7 +396,7 @@ def invert(G: Any, image: Any, *, space: Space | None = None, steps: int = 100, 
            noise_reg: float | None = None, seed: int = 0, callback: Callable[[int, int, float], Any] | None = None,
            quiet: bool = False, class_idx: int | None = None, optimize_noise: bool = True,
            optimize_c: bool = False, starts: int | None = None, fit: str = "crop",
-           schedule: Schedule | None = None) -> Inversion:
+           schedule: Schedule | None = None, init: torch.Tensor | None = None) -> Inversion:
     """Invert ``image`` into ``G``'s latent space and return an :class:`Inversion`.
 
     ``space`` defaults to ``"w"`` for style-based generators and ``"z"`` otherwise. ``loss="auto"`` uses
@@ -399,7 +405,9 @@ def invert(G: Any, image: Any, *, space: Space | None = None, steps: int = 100, 
     ``callback(step, steps, loss)`` is called after every step (one step = one generator forward +
     backward). In z space ``starts`` random starting points (default 8) are optimised together for 40 % of
     the steps and the best one continues; ``optimize_c`` also optimises a continuous class vector there.
-    ``schedule`` replaces the style-based optimisation settings (:class:`Schedule`).
+    ``schedule`` replaces the style-based optimisation settings (:class:`Schedule`). ``init`` starts from a
+    given latent instead of the mean w / random z (to refine an earlier inversion): ``[1, w_dim]`` or
+    ``[1, num_ws, w_dim]`` in W / W+, ``[1, z_dim]`` in z (then ``starts`` defaults to 1).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -422,20 +430,42 @@ def invert(G: Any, image: Any, *, space: Space | None = None, steps: int = 100, 
     free_c = space == "z" and optimize_c and G.c_dim > 0 and class_idx is None  # c found by the optimisation
     c = None if free_c else _c_for(G, class_idx, device)
     gen = torch.Generator().manual_seed(int(seed))
+    start = None if init is None else _check_init(G, init, space).to(device)
     with _Frozen(G):
         if space == "z":
             latent, recon, c_out, history = _invert_z(G, target, c, steps, sched, lpips_fn, target_vgg, gen,
-                                                      starts or 8, optimize_c, callback, quiet)
+                                                      starts or (1 if start is not None else 8), optimize_c,
+                                                      callback, quiet, start)
             noise: dict[str, torch.Tensor] = {}
         else:
             latent, recon, noise, history = _invert_w(G, target, c, space, steps, sched, lpips_fn, target_vgg, gen,
-                                                      optimize_noise, callback, quiet)
+                                                      optimize_noise, callback, quiet, start)
             c_out = c
     metrics = image_metrics(recon, target, lpips_fn)
     return Inversion(latent=latent, space=space, reconstruction=recon, image=to_pil(recon)[0], target=target.cpu(),
                      metrics=metrics, loss=loss_name, weights_sha256=generator_sha256(G), model=model_id(G),
                      steps=steps, noise=noise, c=None if c_out is None else c_out.detach().cpu(), history=history,
                      loss_detail=loss_detail)
+
+
+def _check_init(G: Any, init: torch.Tensor, space: str) -> torch.Tensor:
+    """``init`` as ``[1, z_dim]`` (z) or ``[1, layers, w_dim]`` (w: 1 layer, w+: num_ws layers)."""
+    t = torch.as_tensor(init).detach().to(torch.float32)
+    if space == "z":
+        if t.numel() != G.z_dim:
+            raise ValueError(f"init has shape {list(t.shape)}; a z-space start needs [1, {G.z_dim}]")
+        return t.reshape(1, G.z_dim)
+    if t.shape[-1] != G.w_dim or t.numel() not in (G.w_dim, G.num_ws * G.w_dim):
+        raise ValueError(f"init has shape {list(t.shape)}; a {space} start needs [1, {G.w_dim}] or "
+                         f"[1, {G.num_ws}, {G.w_dim}]")
+    t = t.reshape(1, -1, G.w_dim)
+    if space == "w" and t.shape[1] > 1:
+        if not torch.allclose(t, t[:, :1].expand_as(t)):
+            raise ValueError("init holds a different w per layer; invert with space='w+' to start from it")
+        t = t[:, :1]
+    if space == "w+" and t.shape[1] == 1:
+        t = t.expand(-1, G.num_ws, -1)
+    return t.clone()
 
 
 def image_metrics(recon: torch.Tensor, target: torch.Tensor, lpips_fn: Callable | None = None) -> dict[str, float]:
@@ -519,7 +549,7 @@ def _lbfgs(params: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], eval
 
 def _invert_w(G: Any, target: torch.Tensor, c: torch.Tensor | None, space: str, steps: int, sched: Schedule,
               lpips_fn: Callable | None, target_vgg: torch.Tensor | None, gen: torch.Generator,
-              optimize_noise: bool, callback: Callable | None, quiet: bool
+              optimize_noise: bool, callback: Callable | None, quiet: bool, start: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], list[float]]:
     device = target.device
     w_avg, w_std, spread = w_statistics(G, c, sched.w_avg_samples)
@@ -530,7 +560,10 @@ def _invert_w(G: Any, target: torch.Tensor, c: torch.Tensor | None, space: str, 
     else:
         raise ValueError(f"unknown latent_units {sched.latent_units!r}")
     layers = G.num_ws if space == "w+" else 1
-    u = torch.zeros(1, layers, G.w_dim, device=device, requires_grad=True)
+    u = torch.zeros(1, layers, G.w_dim, device=device)
+    if start is not None:
+        u = (start - w_avg) / unit
+    u.requires_grad_(True)
     noises = {}
     for name, buf in noise_buffers(G).items():
         n = buf.detach().clone() if sched.noise_init == "const" else torch.randn(buf.shape, generator=gen).to(device)
@@ -610,10 +643,13 @@ def _invert_w(G: Any, target: torch.Tensor, c: torch.Tensor | None, space: str, 
 
 def _invert_z(G: Any, target: torch.Tensor, c: torch.Tensor | None, steps: int, sched: Schedule,
               lpips_fn: Callable | None, target_vgg: torch.Tensor | None, gen: torch.Generator, starts: int,
-              optimize_c: bool, callback: Callable | None, quiet: bool
+              optimize_c: bool, callback: Callable | None, quiet: bool, start: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[float]]:
     device = target.device
-    z = torch.randn(starts, G.z_dim, generator=gen).to(device).requires_grad_(True)
+    z = torch.randn(starts, G.z_dim, generator=gen).to(device)
+    if start is not None:
+        z[0] = start[0]  # the given start, plus random ones when starts > 1
+    z.requires_grad_(True)
     c_param = None
     if optimize_c and G.c_dim > 0:
         init = c if c is not None else torch.full((1, G.c_dim), 1.0 / G.c_dim, device=device)
