@@ -92,7 +92,10 @@ def upfirdn2d(
     if x.device.type == "cpu" and c >= 16:
         # oneDNN's depthwise conv is ~2.5x faster channels-last on CPU (benchmarks/bench_generate.py: 4x4 FIR
         # at 259 px, 128 ch: 179 vs 495 ms at batch 8); later convs keep the layout. Same values either way.
-        x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            x = x.contiguous(memory_format=torch.channels_last)
+        except RuntimeError:  # functorch transforms (vmap, jacrev) refuse layout changes: keep NCHW there
+            pass
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     parts = _separable(f) if (separable and f.ndim == 2) else None
