@@ -87,11 +87,17 @@ def _quantize(src: str | os.PathLike[str], dst: Path, calibration_seeds: Sequenc
     from .export import read_metadata
 
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.work-") as tmpdir:
-        pre = Path(tmpdir) / "pre.onnx"
+        pre = Path(tmpdir).resolve() / "pre.onnx"
+        cwd = os.getcwd()
+        # When its symbolic shape inference gives up (BigGAN's gathers), onnxruntime dumps the model into the
+        # current directory before raising: run it from the work folder so nothing lands in the user's.
+        os.chdir(tmpdir)
         try:  # folds constants so weights are plain initializers
-            quant_pre_process(os.fspath(src), os.fspath(pre))
-        except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some graphs (BigGAN's gathers)
-            quant_pre_process(os.fspath(src), os.fspath(pre), skip_symbolic_shape=True)
+            quant_pre_process(os.fspath(Path(src).resolve()), os.fspath(pre))
+        except Exception:  # noqa: BLE001 - retry without the symbolic pass
+            quant_pre_process(os.fspath(Path(src).resolve()), os.fspath(pre), skip_symbolic_shape=True)
+        finally:
+            os.chdir(cwd)
         out = Path(tmpdir) / "int8.onnx"
         quantize_dynamic(os.fspath(pre), os.fspath(out), weight_type=QuantType.QInt8)
         info: dict[str, Any] = {"method": "dynamic", "quantized_nodes": _count_quantized(out)}

@@ -340,3 +340,17 @@ def test_int8_falls_back_to_static_qdq_for_conv_transpose(tmp_path, exported):
     assert 25 < quality["psnr_db"] < 60 and quality["max_abs"] > 0  # real trained faces survive int8
     OG = OnnxGenerator(q8, provider="cpu", quiet=True)
     assert OG.metadata["precision"] == "int8" and OG.z_dim == 100
+
+
+def test_biggan_int8_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, exported):
+    """onnxruntime's shape inference gives up on BigGAN and dumps its model into the cwd; none may stay."""
+    from sdk.export_mobile import compare_quality, quantize_int8
+
+    _, path, _ = exported("biggan_deep_128_mini")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    q8, info = quantize_int8(path, tmp_path / "q8.onnx")
+    assert list(work.iterdir()) == []
+    assert q8.is_file() and info["quantized_nodes"] > 0
+    assert compare_quality(path, q8)["psnr_db"] > 30
