@@ -4,8 +4,8 @@
 
 Random weights of the real size: z = w = 512, 8 mapping layers, channel_base 32768 / channel_max 512
 (config-f widths: 512 channels up to 64 px, 256 at 128 px, 128 at 256 px). Prints ms/image for torch
-eager (NCHW and channels-last), torch.compile (one dynamic-batch graph, and one static graph per batch
-size) and onnxruntime (CPU) at batch 1 and 8, GFLOP/image from ``torch.utils.flop_counter.FlopCounterMode``
+eager (NCHW and channels-last), torch.compile (one dynamic-batch graph, one static graph per batch
+size, and the static graph with inductor's weight freezing) and onnxruntime (CPU) at batch 1 and 8, GFLOP/image from ``torch.utils.flop_counter.FlopCounterMode``
 (the model's nominal conv/matmul FLOPs, the same for every path), and the achieved fraction of this CPU's
 fp32 peak. The peak is measured, not looked up: ``fma_peak.c`` (built with gcc -fopenmp) runs independent
 FMA chains on the same number of threads, before and after the timed rounds; the nominal
@@ -104,9 +104,9 @@ def measured_peak(threads: int) -> tuple[float | None, str]:
         exe.unlink(missing_ok=True)
 
 
-def upsample_op_ms(batch: int = 8, rounds: int = 3) -> list[tuple[str, float, float, float, float]]:
-    """Where an upsampling layer's time goes, per layer shape: ms for the stride-2 transposed conv, a plain
-    3x3 conv of the same FLOPs, and the 4x4 FIR filter after it in NCHW and in channels-last."""
+def upsample_op_ms(batch: int = 8, rounds: int = 3) -> list[tuple[str, float, float, float, float, float]]:
+    """Where an upsampling layer's time goes, per layer shape: ms for the stride-2 transposed conv in NCHW
+    and channels-last, a plain 3x3 conv of the same FLOPs, and the 4x4 FIR after it in NCHW and channels-last."""
     import torch.nn.functional as F
 
     def best(fn: Callable[[], Any]) -> float:
@@ -125,8 +125,10 @@ def upsample_op_ms(batch: int = 8, rounds: int = 3) -> list[tuple[str, float, fl
         y = torch.randn(batch, cout, 2 * res + 3, 2 * res + 3)
         f = torch.ones(cout, 1, 4, 4) / 16
         yc = y.contiguous(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
         out.append((f"{cin}->{cout} @{res}->{2 * res}",
                     best(lambda: F.conv_transpose2d(x, w, stride=2)),
+                    best(lambda: F.conv_transpose2d(xc, w, stride=2)),
                     best(lambda: F.conv2d(x, w.transpose(0, 1), padding=1)),
                     best(lambda: F.conv2d(y, f, groups=cout)),
                     best(lambda: F.conv2d(yc, f, groups=cout))))
@@ -225,10 +227,11 @@ def main() -> None:
 
     print("profile, torch eager batch 1, top ops by self CPU time:")
     print(profile_top(G))
-    print("upsampling layers, batch 8, single ops (ms, best of 3): transposed conv vs a 3x3 conv of the same "
-          "FLOPs; the 4x4 FIR after it, NCHW vs channels-last")
-    for shape, ct, c3, fir, fir_cl in upsample_op_ms():
-        print(f"  {shape:22s} conv_transpose {ct:7.1f}  conv3x3 {c3:7.1f}   FIR NCHW {fir:6.1f}  channels-last {fir_cl:6.1f}")
+    print("upsampling layers, batch 8, single ops (ms, best of 3): transposed conv (NCHW, channels-last) vs a "
+          "3x3 conv of the same FLOPs; the 4x4 FIR after it, NCHW vs channels-last")
+    for shape, ct, ct_cl, c3, fir, fir_cl in upsample_op_ms():
+        print(f"  {shape:22s} conv_transpose {ct:7.1f} channels-last {ct_cl:7.1f}  conv3x3 {c3:7.1f}   "
+              f"FIR NCHW {fir:6.1f}  channels-last {fir_cl:6.1f}")
     print("FIR [1,3,3,1] resampling filter alone, batch 1 (ms, best of 3):")
     for shape, a, b in fir_op_ms():
         print(f"  {shape:22s} 2-D {a:7.1f}   separable {b:7.1f}")
@@ -262,6 +265,8 @@ def main() -> None:
                     return module(z)
             return run
 
+        import torch._inductor.config as inductor_config
+
         t = time.perf_counter()
         try:
             dyn = compiled_fn(torch.compile(G, dynamic=True))  # one graph for every batch size
@@ -271,7 +276,13 @@ def main() -> None:
                 fn = compiled_fn(torch.compile(build(), dynamic=False))  # its own module: a graph per batch
                 fn(torch.randn(b, 512))
                 per_batch[b]["torch.compile, static batch"] = fn
-            print(f"torch.compile: 3 graphs compiled in {time.perf_counter() - t:.0f} s")
+                # Inductor's freezing: weights become constants, so oneDNN gets pre-packed weights and fused
+                # post-ops. Inference only (needs no_grad), the setting is read when the graph compiles.
+                fn = compiled_fn(torch.compile(build(), dynamic=False))
+                with inductor_config.patch(freezing=True):
+                    fn(torch.randn(b, 512))
+                per_batch[b]["torch.compile, static batch, frozen weights"] = fn
+            print(f"torch.compile: 5 graphs compiled in {time.perf_counter() - t:.0f} s")
         except Exception as e:  # noqa: BLE001 - report and go on
             print(f"torch.compile unavailable: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 
