@@ -10,8 +10,9 @@ size, and the static graph with inductor's weight freezing) and onnxruntime (CPU
 fp32 peak. The peak is measured, not looked up: ``fma_peak.c`` (built with gcc -fopenmp) runs independent
 FMA chains on the same number of threads, before and after the timed rounds; the nominal
 cores x base clock x FLOP/cycle figure is printed beside it (it ignores turbo). Also printed: the top ops
-of a profile, single-op timings of where the upsampling layers spend their time, and eager timings with
-the FIR resampling filter run as one 2-D pass vs two 1-D passes.
+of a profile, single-op timings of where the upsampling layers spend their time, eager timings with
+the FIR resampling filter run as one 2-D pass vs two 1-D passes, and the convolution ceiling: every
+convolution of the model timed alone as one oneDNN op, which bounds any direct-convolution path.
 """
 
 from __future__ import annotations
@@ -133,6 +134,46 @@ def upsample_op_ms(batch: int = 8, rounds: int = 3) -> list[tuple[str, float, fl
                     best(lambda: F.conv2d(y, f, groups=cout)),
                     best(lambda: F.conv2d(yc, f, groups=cout))))
     return out
+
+
+def conv_ceiling(G: torch.nn.Module, batch: int, rounds: int = 3) -> tuple[float, float]:
+    """(ms/image, GFLOP/image) of the generator's convolutions alone, each run as one oneDNN op on
+    channels-last input (best of ``rounds``): the time a direct-convolution path needs even with nothing
+    else in the graph, so ``GFLOP / ms`` bounds what any such path can reach on this CPU."""
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shapes: list[tuple[tuple[int, ...], torch.Tensor, int]] = []
+
+    def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        shapes.append((tuple(args[0].shape), module.weight.detach(), getattr(module, "up", 1)))
+
+    handles = [m.register_forward_pre_hook(hook) for m in G.modules()
+               if isinstance(m, (sg2.SynthesisLayer, sg2.ToRGBLayer))]
+    try:
+        with torch.no_grad():
+            G(torch.randn(1, 512))
+    finally:
+        for h in handles:
+            h.remove()
+    total_ms, flops = 0.0, 0.0
+    for shape, w, up in shapes:
+        x = torch.randn(batch, *shape[1:]).contiguous(memory_format=torch.channels_last)
+        pad = w.shape[-1] // 2
+        if up == 1:
+            op = lambda: F.conv2d(x, w, padding=pad)  # noqa: E731
+        else:
+            op = lambda: F.conv_transpose2d(x, w.transpose(0, 1), stride=up)  # noqa: E731
+        with FlopCounterMode(display=False) as counter:
+            op()
+        flops += counter.get_total_flops()
+        best = math.inf
+        for _ in range(rounds):
+            t = time.perf_counter()
+            op()
+            best = min(best, time.perf_counter() - t)
+        total_ms += best * 1000
+    return total_ms / batch, flops / batch / 1e9
 
 
 def gflop_per_image(G: torch.nn.Module) -> float:
@@ -315,6 +356,7 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001
             print(f"upstream timing skipped: {type(e).__name__}: {e}")
 
+    ceiling = {b: conv_ceiling(G, b) for b in (1, 8)}
     results = {b: round_robin({**common, **per_batch[b]}, b, args.rounds if b == 1 else max(1, args.rounds // 2))
                for b in (1, 8)}
     tmp.cleanup()
@@ -324,6 +366,11 @@ def main() -> None:
     print(f"\nmeasured fp32 peak ({how}): before {peak_before} / after {peak_after} GFLOP/s; using "
           f"{peak:.0f} GFLOP/s ({'measured' if measured else 'nominal'}); nominal estimate {nominal:.0f}")
     print(f"best of interleaved rounds; load average now {os.getloadavg()[0]:.1f}")
+    for b, (ms, conv_gflop) in ceiling.items():
+        rate = conv_gflop / (ms / 1000)
+        print(f"convolutions alone, one oneDNN op each (channels-last), batch {b}: {ms:.1f} ms/image for "
+              f"{conv_gflop:.1f} GFLOP = {rate:.1f} GFLOP/s = {100 * rate / peak:.1f}% of peak; a direct-convolution "
+              f"path with nothing else in its graph would run at {100 * gflop / (ms / 1000) / peak:.1f}% at best")
     upstream_ms = {b: res.get("upstream stylegan2-ada-pytorch eager") for b, res in results.items()}
     print(f"| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
     print("|---|---|---|---|---|---|")
