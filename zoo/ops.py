@@ -180,12 +180,15 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     separable: bool = False,
+    bias: torch.Tensor | None = None,
+    out_scale: float = 1.0,
 ) -> torch.Tensor:
-    """Modulated convolution in activation-scaling form.
+    """Modulated convolution in activation-scaling form: ``(conv * dcoefs + noise + bias) * out_scale``.
 
     Scales the input channels by the styles, runs one shared-weight convolution, then scales the
     output channels by the demodulation coefficients. Numerically equal to the grouped per-sample
     weight form, but the graph has no batch-size-dependent reshape, so it exports with a dynamic batch.
+    The scaling and bias run as one ``addcmul`` pass over the activations, the noise as an in-place add.
     """
     n = x.shape[0]
     out_c, in_c, kh, kw = weight.shape
@@ -194,11 +197,19 @@ def modulated_conv2d(
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                         flip_weight=flip_weight, separable=separable)
+    scale: torch.Tensor | float = out_scale
     if demodulate:
         # sum_i,k (w[o,i,k] * s[n,i])^2 == (s^2) @ (sum_k w^2)^T
         wsq = weight.square().sum(dim=[2, 3])  # [out, in]
         dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [n, out]
-        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        scale = (dcoefs * out_scale).to(x.dtype).reshape(n, -1, 1, 1)
+    b = None if bias is None else (bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1)
+    if isinstance(scale, torch.Tensor) or scale != 1:
+        x = x * scale if b is None else torch.addcmul(b, x, scale)
+    elif b is not None:
+        x = x + b
     if noise is not None:
-        x = x + noise.to(x.dtype)
+        # in place on a tensor made here (no backward needs it); kept apart from the bias because the
+        # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
+        x = x.add_(noise.to(x.dtype) * out_scale)
     return x
