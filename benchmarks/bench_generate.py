@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import zoo.stylegan2 as sg2  # noqa: E402
+import zoo.models.stylegan2 as sg2  # noqa: E402
 
 CONFIG = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
               mapping_kwargs={"num_layers": 8}, channel_base=32768, channel_max=512)
@@ -205,7 +205,7 @@ def round_robin(backends: dict[str, Callable[[torch.Tensor], Any]], batch: int, 
 
 def fir_op_ms(rounds: int = 3) -> list[tuple[str, float, float]]:
     """The FIR filter alone at each block's upsampled size: (shape, ms 2-D, ms separable), interleaved."""
-    from zoo.ops import make_filter, upfirdn2d
+    from zoo.models.ops import make_filter, upfirdn2d
 
     f2 = make_filter([1, 3, 3, 1])
     f1 = f2.sum(dim=0) / f2.sum().sqrt()
@@ -330,7 +330,7 @@ def main() -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from sdk.export import export_onnx
+    from sdk.export.exporter import export_onnx
 
     tmp = tempfile.TemporaryDirectory()
     t = time.perf_counter()

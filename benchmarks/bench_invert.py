@@ -35,8 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sdk  # noqa: E402
-from sdk.invert import DEFAULT_SCHEDULE, NVLABS_SCHEDULE, PerceptualFallbackWarning, w_statistics  # noqa: E402
-from zoo.stylegan2 import StyleGAN2Generator  # noqa: E402
+from sdk.latent.invert import DEFAULT_SCHEDULE, NVLABS_SCHEDULE, PerceptualFallbackWarning, w_statistics  # noqa: E402
+from zoo.models.stylegan2 import StyleGAN2Generator  # noqa: E402
 
 CONFIGS = {  # resolution -> (channel_base, channel_max): small enough for a CPU run of 1000-step inversions
     64: (16384, 256),

@@ -14,9 +14,18 @@ import torch
 
 from zoo.errors import ConversionError
 from zoo.format import build_config, sha256_file, write_model_folder
+from zoo.plugins import register_converter
 from zoo.registry import entry_for_sha256
 
-from . import biggan, dcgan, mlpgan, nvidia, progan, rosinality, stylegan3, tf_stylegan2  # noqa: F401  (register formats)
+# Importing a format module registers it; one a line (keep sorted).
+from . import biggan  # noqa: F401
+from . import dcgan  # noqa: F401
+from . import mlpgan  # noqa: F401
+from . import nvidia  # noqa: F401
+from . import progan  # noqa: F401
+from . import rosinality  # noqa: F401
+from . import stylegan3  # noqa: F401
+from . import tf_stylegan2  # noqa: F401
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 
 __all__ = ["convert", "convert_to_config", "detect_format", "list_formats", "Converted", "SourceFormat"]
@@ -92,3 +101,6 @@ def _version() -> str:
         return version("ganzoo")
     except Exception:  # noqa: BLE001 - running from a source tree
         return "0+unknown"
+
+
+register_converter(convert)

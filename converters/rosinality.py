@@ -5,7 +5,7 @@ Format facts (``train.py`` / ``convert_weight.py`` / ``model.py`` upstream): ``t
 or ``{'g_ema', 'latent_avg', ...}`` from the TF weight converter. We take ``g_ema``.
 
 The generator graph is numerically the NVIDIA StyleGAN2 "skip" generator, so it maps onto
-:class:`~zoo.stylegan2.StyleGAN2Generator`:
+:class:`~zoo.models.stylegan2.StyleGAN2Generator`:
 
 * mapping: ``PixelNorm`` then ``style.1..n`` equalised-lr dense layers (``lr_mul`` 0.01, bias scaled
   by ``lr_mul``, leaky ReLU 0.2 times sqrt 2) = ``normalize_2nd_moment`` + ``fc0..`` with lrelu;
@@ -36,7 +36,7 @@ import torch
 
 from zoo.errors import ConversionError
 from zoo.format import build_config, check_tensors, expected_tensors
-from zoo.ops import make_filter, normalize_2nd_moment
+from zoo.models.ops import make_filter, normalize_2nd_moment
 
 from .base import Converted, SourceFormat, register_format, strict_map
 from .safe_pickle import is_torch_zip, torch_safe_load
@@ -249,7 +249,7 @@ def convert_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> Conve
             raise ConversionError(f"{where}: latent_avg has {latent_avg.numel()} values, expected {style_dim}")
         tensors["mapping.w_avg"] = latent_avg.reshape(style_dim).to(torch.float32)
     else:
-        from zoo.stylegan2 import StyleGAN2Generator
+        from zoo.models.stylegan2 import StyleGAN2Generator
 
         G = StyleGAN2Generator(**kwargs)
         G.load_state_dict({**G.state_dict(), **tensors}, strict=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ConversionError
-from zoo.stylegan3 import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, synthesis_geometry
+from zoo.models.stylegan3 import MAPPING_DEFAULTS, SYNTHESIS_DEFAULTS, synthesis_geometry
 
 from .base import Converted, strict_map
 from .nvidia import CODEBASE_CONVERTERS, PersistentRecord, _plain

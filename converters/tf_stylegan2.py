@@ -28,7 +28,7 @@ import torch
 
 from zoo.errors import ConversionError
 from zoo.format import build_config, check_tensors, expected_tensors
-from zoo.ops import make_filter
+from zoo.models.ops import make_filter
 
 from .base import Converted, SourceFormat, register_format, strict_map
 from .safe_pickle import NUMPY_GLOBALS, restricted_load
@@ -149,7 +149,7 @@ def _plain(value: Any) -> Any:
 
 
 def stylegan2_kwargs(static_kwargs: dict[str, Any], where: str) -> dict[str, Any]:
-    """``Gs.static_kwargs`` -> :class:`~zoo.stylegan2.StyleGAN2Generator` constructor arguments."""
+    """``Gs.static_kwargs`` -> :class:`~zoo.models.stylegan2.StyleGAN2Generator` constructor arguments."""
     known = set(_KWARG_TABLE) | set(_W_AVG_BETA_KWARGS) | _IGNORED_KWARGS | set(_FIXED_KWARGS)
     unknown = sorted(set(static_kwargs) - known)
     if unknown:

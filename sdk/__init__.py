@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from .images import make_grid, save_image, to_pil, to_uint8
-from . import directions
-from .edit import edit, interpolate, style_mix
+from .latent import directions
+from .latent.edit import edit, interpolate, style_mix
 from .sampling import generate, parse_seeds, sample, seed_to_z, seeds_to_z, truncate
 from .export import ExportReport, OnnxExportError, export_onnx
-from .onnx_generator import OnnxGenerator
+from .export.onnx_generator import OnnxGenerator
 from .transform import input_transform, make_transform, set_input_transform
 from .truncated_noise import truncated_noise
 
@@ -15,7 +15,7 @@ __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_s
            "make_grid", "save_image", "truncated_noise", "make_transform", "input_transform", "set_input_transform"]
 __all__ += ["directions", "edit", "style_mix", "interpolate"]
 __all__ += ["export_onnx", "ExportReport", "OnnxExportError", "OnnxGenerator"]
-from .invert import Inversion, invert, prepare_image  # noqa: E402
-from .latents import check_latent, load_latent, save_latent  # noqa: E402
+from .latent.invert import Inversion, invert, prepare_image  # noqa: E402
+from .latent.latents import check_latent, load_latent, save_latent  # noqa: E402
 
 __all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent", "check_latent"]

@@ -55,7 +55,7 @@ def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = No
     ``ws`` is ``[N, num_ws, w_dim]`` (or ``[N, w_dim]``, treated as one layer). ``psi=1`` is the
     identity and ``psi=0`` gives ``w_avg``.
     """
-    from zoo.stylegan2 import truncate_ws
+    from zoo.models.stylegan2 import truncate_ws
 
     w_avg = getattr(G, "w_avg", None)
     if w_avg is None:

@@ -16,7 +16,7 @@ TINY_CFG = {
 
 
 def make_tiny_clip(folder: Path, seed: int = 0) -> Path:
-    from sdk.textedit import import_open_clip
+    from sdk.latent.textedit import import_open_clip
 
     open_clip = import_open_clip()
     torch.manual_seed(seed)

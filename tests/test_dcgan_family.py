@@ -230,7 +230,7 @@ def test_info_lists_class_names() -> None:
 
 
 def test_named_table_maps_onto_the_dcgan_graph() -> None:
-    from zoo.dcgan import DCGANGenerator
+    from zoo.models.dcgan import DCGANGenerator
 
     expected = set(DCGANGenerator(channels=(512, 256, 128, 64)).state_dict())
     sd = torch_safe_load(WEIGHTS / MODELS["dcgan-generateme-celeb-64"][0])

@@ -13,8 +13,8 @@ import torch
 
 import zoo
 from conftest import DIRECTIONS
-from sdk import directions as D
-from sdk.directions import Direction, DirectionError
+from sdk.latent import directions as D
+from sdk.latent.directions import Direction, DirectionError
 from zoo.errors import OfflineError, UnsafePickleError
 
 SG2 = ("sg2ada_uncond_64", "network-snapshot-000000.pkl")
@@ -286,7 +286,7 @@ def test_unknown_or_broken_files(tmp_path):
 
 def _need_open_clip() -> None:
     # Not importorskip: importing open_clip directly may fail on a mismatched torchvision, which
-    # sdk.textedit.import_open_clip handles; only a missing package skips.
+    # sdk.latent.textedit.import_open_clip handles; only a missing package skips.
     if importlib.util.find_spec("open_clip") is None:
         pytest.skip("open-clip-torch is not installed (pip install 'ganzoo[clip]')")
 
@@ -300,7 +300,7 @@ def tiny_clip(tmp_path_factory):
 
 
 def test_open_clip_imports_without_working_torchvision():
-    from sdk.textedit import import_open_clip
+    from sdk.latent.textedit import import_open_clip
 
     _need_open_clip()
     oc = import_open_clip()
@@ -321,7 +321,7 @@ def test_open_clip_guard_with_broken_torchvision_init(tmp_path):
         "        raise RuntimeError('operator torchvision::nms does not exist')\n"
         "    return real(name, *a, **k)\n"
         "importlib.import_module = broken\n"
-        "from sdk.textedit import import_open_clip\n"
+        "from sdk.latent.textedit import import_open_clip\n"
         "oc = import_open_clip()\n"
         "import torchvision.transforms\n"
         "print(oc.__name__, hasattr(torchvision, '__version__'))\n"
@@ -343,8 +343,8 @@ def test_text_edit_lowers_clip_loss_and_stays_close(G, tiny_clip):
     assert 0 < p["distance"] < 0.25 * w0.norm().item()
     assert abs(d.scale() - p["distance"]) < 1e-6
     # Strength 1 reproduces the optimised latent's CLIP score.
-    from sdk.edit import edit, synthesize
-    from sdk.textedit import ClipScorer, load_clip
+    from sdk.latent.edit import edit, synthesize
+    from sdk.latent.textedit import ClipScorer, load_clip
 
     scorer = ClipScorer(*load_clip(pretrained=tiny_clip), torch.device("cpu"))
     target = scorer.text(["a photo of a smiling face"])

@@ -14,12 +14,12 @@ from PIL import Image
 import sdk
 import zoo
 from conftest import DIRECTIONS
-from sdk import directions as D
+from sdk.latent import directions as D
 from sdk.cli import cli
-from sdk.directions import Direction, DirectionError
-from sdk.edit import (edit, interpolate, interpolation_latents, lerp, save_frames, slerp, style_mix, style_mix_grid,
+from sdk.latent.directions import Direction, DirectionError
+from sdk.latent.edit import (edit, interpolate, interpolation_latents, lerp, save_frames, slerp, style_mix, style_mix_grid,
                       synthesize, to_ws)
-from sdk.latents import save_latent
+from sdk.latent.latents import save_latent
 from sdk.sampling import seeds_to_z
 
 SG2 = ("sg2ada_uncond_64", "network-snapshot-000000.pkl")

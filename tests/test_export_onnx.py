@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 import sdk
 import zoo
-from sdk.export import FP32_TOLERANCE, OnnxExportError, export_onnx
-from sdk.onnx_generator import OnnxGenerator, OnnxRuntimeError
+from sdk.export.exporter import FP32_TOLERANCE, OnnxExportError, export_onnx
+from sdk.export.onnx_generator import OnnxGenerator, OnnxRuntimeError
 from conftest import WEIGHTS
 
 PKL = "network-snapshot-000000.pkl"
@@ -27,7 +27,7 @@ PKL = "network-snapshot-000000.pkl"
 
 def _random_sg2(architecture: str, c_dim: int = 0) -> zoo.GanGenerator:
     """A small StyleGAN2 with every zero-initialised tensor (biases, noise strengths, w_avg) made random."""
-    from zoo.stylegan2 import StyleGAN2Generator
+    from zoo.models.stylegan2 import StyleGAN2Generator
 
     torch.manual_seed(7)
     G = StyleGAN2Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=32, img_channels=3,
@@ -317,7 +317,7 @@ def test_cli_export_variants_report_and_onnx_sampling(tmp_path, converted_fixtur
 @pytest.mark.parametrize("architecture", ["skip", "resnet"])
 def test_separable_fir_switch_matches_2d_filter(architecture, monkeypatch):
     """The benchmark's FIR switch: two 1-D passes equal the 2-D filter up to float rounding."""
-    import zoo.stylegan2 as sg2
+    import zoo.models.stylegan2 as sg2
 
     G = _random_sg2(architecture)
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1))
@@ -330,7 +330,7 @@ def test_separable_fir_switch_matches_2d_filter(architecture, monkeypatch):
 
 def test_int8_falls_back_to_static_qdq_for_conv_transpose(tmp_path, exported):
     """Dynamic quantization skips ConvTranspose (all of DCGAN): static QDQ with seed calibration takes over."""
-    from sdk.export_mobile import compare_quality, quantize_int8
+    from sdk.export.mobile import compare_quality, quantize_int8
 
     _, path, _ = exported("dcgan-digiface-64")
     q8, info = quantize_int8(path, tmp_path / "q8.onnx")
@@ -344,7 +344,7 @@ def test_int8_falls_back_to_static_qdq_for_conv_transpose(tmp_path, exported):
 
 def test_biggan_int8_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch, exported):
     """onnxruntime's shape inference gives up on BigGAN and dumps its model into the cwd; none may stay."""
-    from sdk.export_mobile import compare_quality, quantize_int8
+    from sdk.export.mobile import compare_quality, quantize_int8
 
     _, path, _ = exported("biggan_deep_128_mini")
     work = tmp_path / "cwd"

@@ -18,12 +18,12 @@ from safetensors import safe_open
 import sdk
 import zoo
 from sdk.cli import cli
-from sdk.invert import ImageInputError, PerceptualFallbackWarning, prepare_image
-from sdk.latents import LatentFileError, LatentMismatchError, load_latent, save_latent, use_noise
-from sdk.perceptual import LpipsVGG, psnr
+from sdk.latent.invert import ImageInputError, PerceptualFallbackWarning, prepare_image
+from sdk.latent.latents import LatentFileError, LatentMismatchError, load_latent, save_latent, use_noise
+from sdk.latent.perceptual import LpipsVGG, psnr
 from zoo.errors import ZooError
 
-invert_module = sys.modules["sdk.invert"]  # ``sdk.invert`` the attribute is the function
+invert_module = sys.modules["sdk.latent.invert"]  # ``sdk.invert`` the attribute is the function
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +337,7 @@ def test_cli_invert_end_to_end(sg2, tmp_path):
 
 
 def test_generic_z_space_with_class(sg2):
-    from zoo.dcgan import DCGANGenerator
+    from zoo.models.dcgan import DCGANGenerator
 
     torch.manual_seed(0)
     G = DCGANGenerator(z_dim=8, channels=[16, 8], img_channels=3, c_dim=3).eval().requires_grad_(False)
@@ -357,7 +357,7 @@ def test_generic_z_space_with_class(sg2):
 
 
 def test_schedule_and_noise_penalty():
-    from sdk.invert import DEFAULT_SCHEDULE, lr_at, noise_regularisation
+    from sdk.latent.invert import DEFAULT_SCHEDULE, lr_at, noise_regularisation
 
     assert lr_at(0.0, DEFAULT_SCHEDULE) == 0 and lr_at(0.5, DEFAULT_SCHEDULE) == pytest.approx(1)
     assert lr_at(0.9, DEFAULT_SCHEDULE) < 0.5 and lr_at(0.999, DEFAULT_SCHEDULE) < 1e-3

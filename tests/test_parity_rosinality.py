@@ -110,7 +110,7 @@ def test_without_latent_avg_w_avg_is_the_mapping_mean():
     conv = convert_checkpoint({"g_ema": ckpt["g_ema"]})
     w_avg = conv.tensors["mapping.w_avg"]
     assert any("latent_avg" in n for n in conv.notes)
-    from zoo.stylegan2 import StyleGAN2Generator
+    from zoo.models.stylegan2 import StyleGAN2Generator
 
     G = StyleGAN2Generator(**conv.init_kwargs)
     G.load_state_dict(conv.tensors)

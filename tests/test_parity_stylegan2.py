@@ -77,7 +77,7 @@ def test_loads_G_ema_not_G(converted_fixture):
 
 
 def test_all_architectures_match_upstream_num_ws():
-    from zoo.stylegan2 import StyleGAN2Generator
+    from zoo.models.stylegan2 import StyleGAN2Generator
 
     for arch in ("orig", "skip", "resnet"):
         G = StyleGAN2Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,

@@ -83,7 +83,7 @@ def test_converted_layout_and_filters(converted_fixture):
     """Config R: 1x1 convs and radial 2-D down filters; the filters we design equal the stored ones."""
     from safetensors.torch import load_file
 
-    from zoo.stylegan3 import design_lowpass_filter
+    from zoo.models.stylegan3 import design_lowpass_filter
 
     folder = converted_fixture("sg3_r_64", PKL)
     cfg = json.loads((folder / "config.json").read_text())

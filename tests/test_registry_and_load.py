@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -83,9 +85,12 @@ def test_load_upstream_file_converts_once(tmp_path, monkeypatch):
     from conftest import fixture_dir
     import converters
 
+    import zoo.plugins
+
     calls = []
     real = converters.convert
-    monkeypatch.setattr(converters, "convert", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # zoo reaches the converter only through the plugin hook that ``converters`` registers on import.
+    monkeypatch.setattr(zoo.plugins, "_CONVERTER", lambda *a, **k: calls.append(1) or real(*a, **k))
     src = fixture_dir("sg2ada_uncond_64") / PKL
     G1 = zoo.load(src, quiet=True)
     G2 = zoo.load(src, quiet=True)
@@ -124,3 +129,13 @@ def test_unreachable_host_fails_fast(monkeypatch):
         ensure_converted(entry, quiet=True)
     assert time.monotonic() - t < 2.0
     assert not converted_dir(entry.name).exists()
+
+
+def test_zoo_does_not_import_converters_until_a_conversion_is_needed():
+    code = ("import sys, zoo, sdk\n"
+            "assert 'converters' not in sys.modules, 'zoo/sdk imported converters at import time'\n"
+            "from zoo.plugins import converter\n"
+            "import converters\n"
+            "assert converter() is converters.convert\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from zoo import ops
-from zoo.stylegan2 import SynthesisLayer
+from zoo.models import ops
+from zoo.models.stylegan2 import SynthesisLayer
 
 
 def reference(layer: SynthesisLayer, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,

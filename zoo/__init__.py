@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # Family modules register their architectures and published checkpoints on import.
-from . import biggan, dcgan, mlpgan, progan, stylegan2, stylegan2_tf, stylegan3  # noqa: F401
+from . import models  # noqa: F401
 from .base import GanGenerator
 from .errors import (ConversionError, ModelFormatError, OfflineError, UnknownModelError, UnsafePickleError,
                      ZooError)

@@ -98,7 +98,14 @@ class StyleGenerator(GanGenerator):
         return self.mapping.w_avg
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+                truncation_cutoff: int | None = None, noise_mode: str = "const", *,
+                truncation_latent: torch.Tensor | None = None,
+                noise: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """``truncation_latent`` ([1, w_dim] or [N, w_dim]) replaces the stored ``w_avg`` as truncation centre;
+        ``noise`` gives the synthesis network explicit per-layer noise tensors (see each family's ``synthesis``).
+        Both are passed on only when given, so the plain call stays the upstream one."""
         self.check_inputs(z, c)
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
+        extra_m = {} if truncation_latent is None else {"truncation_latent": truncation_latent}
+        extra_s = {} if noise is None else {"noise": noise}
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, **extra_m)
+        return self.synthesis(ws, noise_mode=noise_mode, **extra_s)

@@ -170,8 +170,9 @@ def ensure_converted(entry: ModelEntry, quiet: bool = False) -> Path:
                 if isinstance(e, (FileExistsError, PermissionError)):
                     raise
                 raise OfflineError(_offline_message(entry, f"tried {url}: {getattr(e, 'reason', e)}")) from None
-        from converters import convert
+        from .plugins import converter
 
+        convert = converter()
         progress = None if quiet else (lambda msg: print(f"ganzoo: {msg}", file=sys.stderr))
         try:
             convert(src, out, format=entry.source_format, model_name=entry.name, overwrite=True, progress=progress)

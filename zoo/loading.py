@@ -42,8 +42,9 @@ def _licence_notice(entry: ModelEntry, quiet: bool) -> None:
 
 def _convert_file_cached(path: Path, quiet: bool) -> Path:
     """Convert an upstream file once; the cache key is the file's sha256."""
-    from converters import convert
+    from .plugins import converter
 
+    convert = converter()
     digest = sha256_file(path) if path.is_file() else _folder_digest(path)
     out = cache_dir() / "converted-files" / digest[:32]
     if not (out / CONFIG_NAME).is_file():

@@ -23,9 +23,17 @@ def cli() -> None:
     """ganzoo: pretrained GANs by name - sample, convert, invert, edit, export."""
 
 
-for _cmd in (list_cmd, info_cmd, convert_cmd, sample_cmd, edit_cmd, mix_cmd, interpolate_cmd, push_cmd, cache_group,
-             export_cmd):
-    cli.add_command(_cmd)
+# One command (group) a line.
+cli.add_command(list_cmd)
+cli.add_command(info_cmd)
+cli.add_command(convert_cmd)
+cli.add_command(sample_cmd)
+cli.add_command(edit_cmd)
+cli.add_command(mix_cmd)
+cli.add_command(interpolate_cmd)
+cli.add_command(push_cmd)
+cli.add_command(cache_group)
+cli.add_command(export_cmd)
 cli.add_command(invert_cmd)
 
 

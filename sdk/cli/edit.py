@@ -69,7 +69,7 @@ def resolve_direction(G: Any, spec: str, *, layers: list[int] | None, component:
                       text_options: dict[str, Any], source: Any, source_space: str, class_idx: int | None,
                       truncation_psi: float, quiet: bool) -> tuple[Any, int | str]:
     """``(Direction, component)`` for a ``--direction`` spec."""
-    from sdk import directions
+    from sdk.latent import directions
 
     kind, arg = _split_kind(spec)
     if kind in ("sefa", "ganspace"):
@@ -138,9 +138,9 @@ def edit_cmd(model: str, seed: int | None, latent_file: str | None, index: int, 
     import torch
 
     import zoo
-    from sdk.edit import check_output_path, edit, result_space, save_frames, synthesize
+    from sdk.latent.edit import check_output_path, edit, result_space, save_frames, synthesize
     from sdk.images import to_pil
-    from sdk.latents import load_latent
+    from sdk.latent.latents import load_latent
     from sdk.sampling import seeds_to_z
 
     check_output_path(out)
@@ -218,7 +218,7 @@ def mix_cmd(model: str, rows: str, cols: str, layers: str, truncation_psi: float
             noise_mode: str, out: str, device: str, as_json: bool, quiet: bool) -> None:
     """Style-mixing grid: column seeds on top, row seeds on the left, mixes inside."""
     import zoo
-    from sdk.edit import check_output_path, style_mix_grid
+    from sdk.latent.edit import check_output_path, style_mix_grid
     from sdk.images import save_image
     from sdk.sampling import parse_seeds
 
@@ -254,7 +254,7 @@ def interpolate_cmd(model: str, seeds: str, frames: int, method: str, space: str
                     class_idx: str | None, fps: float, out: str, device: str, as_json: bool, quiet: bool) -> None:
     """Interpolation video through SEEDS in z or w space."""
     import zoo
-    from sdk.edit import check_output_path, interpolate, save_frames
+    from sdk.latent.edit import check_output_path, interpolate, save_frames
     from sdk.sampling import parse_seeds
 
     check_output_path(out)

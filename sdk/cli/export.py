@@ -28,7 +28,7 @@ def export_cmd(model: str, out: str, parts: str, precision: str, fmt: str, int8:
                static_batch: bool, noise: str, no_mobile_check: bool, as_json: bool, quiet: bool) -> None:
     """Export MODEL (registry name, folder or checkpoint) to ONNX, verified against PyTorch."""
     import zoo
-    from sdk.export_mobile import export_bundle
+    from sdk.export.mobile import export_bundle
 
     G = zoo.load(model, device="cpu", quiet=quiet)
     report = export_bundle(G, out, parts=parts, precision=precision, fmt=fmt, int8=int8, opset=opset,

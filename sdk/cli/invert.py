@@ -37,8 +37,8 @@ def invert_cmd(model: str, image: str, steps: int, space: str, loss: str, noise_
 
     import sdk
     import zoo
-    from sdk.invert import PerceptualFallbackWarning, open_image, prepare_image
-    from sdk.latents import save_latent
+    from sdk.latent.invert import PerceptualFallbackWarning, open_image, prepare_image
+    from sdk.latent.latents import save_latent
 
     open_image(image)  # an unreadable image fails before the model loads
     dev = resolve_device(device)

@@ -138,7 +138,7 @@ def test_bad_configs_are_clear_errors(folder, mutate, match):
 
 def test_huge_resolution_refused_before_building(folder, monkeypatch):
     """The range check runs before the architecture is constructed (nothing is allocated)."""
-    from zoo import stylegan2
+    from zoo.models import stylegan2
 
     built = []
     real_init = stylegan2.StyleGAN2Generator.__init__

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import StyleGenerator
+from ..base import StyleGenerator
 from .ops import bias_act, make_filter, modulated_conv2d, normalize_2nd_moment, conv2d_resample, upsample2d
-from .registry import ModelEntry, register_architecture, register_models
+from ..registry import ModelEntry, register_architecture, register_models
 
 #: Run the FIR resampling filter as two 1-D passes instead of one 2-D pass (equal up to float rounding).
 #: Off: on CPU each depthwise pass costs about as much as the whole 4x4 pass (memory-bound), so two passes

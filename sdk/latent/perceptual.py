@@ -204,7 +204,7 @@ def _from_converted(device: torch.device) -> PerceptualFn | None:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{path} is not a converted LPIPS-VGG16 file ({str(e).splitlines()[0]}); delete it or "
-                         "re-create it with sdk.perceptual.convert_lpips_weights") from None
+                         "re-create it with sdk.latent.perceptual.convert_lpips_weights") from None
     net = net.to(device).eval().requires_grad_(False)
     return lambda a, b: net(a, b)
 

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
 
-from .images import to_pil
+from ..images import to_pil
 from .latents import generator_sha256, model_id, noise_buffers, use_noise
 from .perceptual import downscale_for_vgg, get_lpips, ms_ssim, psnr, ssim
 
@@ -216,7 +216,7 @@ class Inversion:
     """The result of :func:`invert`.
 
     ``latent`` is ``[1, w_dim]`` (w), ``[1, num_ws, w_dim]`` (w+) or ``[1, z_dim]`` (z). Style-based
-    reconstructions use the optimised ``noise`` maps: render them with ``sdk.latents.use_noise(G, noise)``.
+    reconstructions use the optimised ``noise`` maps: render them with ``sdk.latent.latents.use_noise(G, noise)``.
     """
 
     latent: torch.Tensor
@@ -260,7 +260,7 @@ def _notice_fallback(reason: str) -> None:
         return
     _NOTICE_SHOWN = True
     warnings.warn(f"ganzoo invert: {reason}; using the pixel + MS-SSIM loss instead of LPIPS "
-                  "(see sdk.perceptual for how to add the weights)", PerceptualFallbackWarning, stacklevel=3)
+                  "(see sdk.latent.perceptual for how to add the weights)", PerceptualFallbackWarning, stacklevel=3)
 
 
 def resolve_loss(loss: str, device: torch.device) -> tuple[str, Callable | None, str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import GanGenerator
-from .registry import ModelEntry, register_architecture, register_model
+from ..base import GanGenerator
+from ..registry import ModelEntry, register_architecture, register_model
 
 
 @register_architecture

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GanGenerator
-from .registry import ModelEntry, register_architecture, register_models
+from ..base import GanGenerator
+from ..registry import ModelEntry, register_architecture, register_models
 
 
 class _SpectralNormLayer(nn.Module):

@@ -1,13 +1,13 @@
 """Registry entries: the original TensorFlow StyleGAN2 config-f releases (NVlabs/stylegan2).
 
-They run on the StyleGAN2 architecture (``zoo.stylegan2``); the TF pickles are converted by the
+They run on the StyleGAN2 architecture (``zoo.models.stylegan2``); the TF pickles are converted by the
 ``tf-stylegan2-pickle`` source format. URLs: NVlabs/stylegan2 README ("Pre-trained networks").
 FIDs: StyleGAN2 paper (Karras et al., CVPR 2020), Table 1, configuration F.
 """
 
 from __future__ import annotations
 
-from .registry import ModelEntry, register_models
+from ..registry import ModelEntry, register_models
 
 _BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks"
 _PAPER = "Analyzing and Improving the Image Quality of StyleGAN (Karras et al., CVPR 2020)"

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import StyleGenerator
+from ..base import StyleGenerator
 from .ops import bias_act, upfirdn2d
-from .registry import ModelEntry, register_architecture, register_models
+from ..registry import ModelEntry, register_architecture, register_models
 from .stylegan2 import FullyConnectedLayer, MappingNetwork
 
 NOISE_MODES = ("const", "random", "none")

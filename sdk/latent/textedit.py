@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 
 from zoo.errors import OfflineError, ZooError
 
-from .directions import Direction, _sha
-from .sampling import seeds_to_z
+from .direction import Direction, weights_sha
+from ..sampling import seeds_to_z
+from .space import infer_space, to_ws
 
 DEFAULT_CLIP = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -173,7 +174,6 @@ def text_edit(G: Any, prompt: str, latent: torch.Tensor | None = None, *, seed: 
     distance moved means strength 1 reproduces the optimised latent; its ``params`` record the
     losses before and after.
     """
-    from .edit import infer_space, to_ws
 
     if not prompt or not prompt.strip():
         raise ValueError("the text prompt is empty")
@@ -231,4 +231,4 @@ def text_edit(G: Any, prompt: str, latent: torch.Tensor | None = None, *, seed: 
               "l2": l2, "id_weight": id_weight, "clip_loss_start": start_clip, "clip_loss_end": end_clip,
               "distance": dist, "source_space": space}
     return Direction(vectors=vec.unsqueeze(0), space=opt_space, method="text", params=params,
-                     weights_sha256=_sha(G), names=[prompt], extra={"std": torch.tensor([dist])})
+                     weights_sha256=weights_sha(G), names=[prompt], extra={"std": torch.tensor([dist])})

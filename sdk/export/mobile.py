@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export import OnnxExportError, export_onnx, _cpu_session, _chmod_like_new_file
+from .exporter import OnnxExportError, export_onnx, _cpu_session, _chmod_like_new_file
 from .onnx_generator import input_dtypes
 
 QUALITY_SEEDS = tuple(range(8))
@@ -84,7 +84,7 @@ def _quantize(src: str | os.PathLike[str], dst: Path, calibration_seeds: Sequenc
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .export import read_metadata
+    from .exporter import read_metadata
 
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.work-") as tmpdir:
         pre = Path(tmpdir).resolve() / "pre.onnx"
@@ -151,7 +151,7 @@ def _copy_metadata(src: str | os.PathLike[str], dst: Path, **updates: str) -> No
 # --- quality -----------------------------------------------------------------------------------------------
 
 def _seed_inputs(sess: Any, meta: dict[str, str], seeds: Sequence[int]) -> dict[str, np.ndarray]:
-    from .sampling import Z_CONVENTIONS
+    from ..sampling import Z_CONVENTIONS
 
     z_dim, c_dim = int(meta["z_dim"]), int(meta["c_dim"])
     fn = Z_CONVENTIONS[meta.get("z_convention", "nvidia")]
@@ -169,7 +169,7 @@ def _seed_inputs(sess: Any, meta: dict[str, str], seeds: Sequence[int]) -> dict[
 def compare_quality(reference: str | os.PathLike[str], candidate: str | os.PathLike[str],
                     seeds: Sequence[int] = QUALITY_SEEDS) -> dict[str, float]:
     """PSNR (dB, images mapped to [0, 1]) and max-abs ([-1, 1] scale) of ``candidate`` vs ``reference``."""
-    from .export import read_metadata
+    from .exporter import read_metadata
 
     ref_sess, cand_sess = _cpu_session(os.fspath(reference)), _cpu_session(os.fspath(candidate))
     meta = read_metadata(reference)

@@ -19,14 +19,14 @@ Facts (pytorch_GAN_zoo commit b75dee4, ``models/networks/progressive_conv_net.py
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GanGenerator
-from .registry import ModelEntry, register_architecture, register_models
+from ..base import GanGenerator
+from ..registry import ModelEntry, register_architecture, register_models
 
 
 class EqualizedLayer(nn.Module):
