@@ -124,8 +124,8 @@ def _layer_rows(tf: str, pt: str) -> list[Row]:
     return [
         (rf"synthesis/{tf}/Noise/weight", rf"synthesis.{pt}.noise_weight", _same),
         (rf"synthesis/{tf}/bias", rf"synthesis.{pt}.bias", _same),
-        (rf"synthesis/{tf}/StyleMod/weight", rf"synthesis.{pt}.style.weight", _dense),
-        (rf"synthesis/{tf}/StyleMod/bias", rf"synthesis.{pt}.style.bias", _same),
+        (rf"synthesis/{tf}/StyleMod/weight", rf"synthesis.{pt}.affine.weight", _dense),
+        (rf"synthesis/{tf}/StyleMod/bias", rf"synthesis.{pt}.affine.bias", _same),
     ]
 
 
@@ -217,14 +217,16 @@ def convert_networks(G: TFNetworkRecord, D: TFNetworkRecord, Gs: TFNetworkRecord
         got = str(Gs.components[cname].state.get("build_func_name", want))
         if got != want:
             raise ConversionError(f"{where}: {cname} network is built by {got!r}, not {want}")
-    static: dict[str, Any] = {}
-    for net in (Gs, Gs.components["mapping"], Gs.components["synthesis"]):
-        static.update(net.static_kwargs)
-    kwargs = stylegan1_kwargs(static, where)
+    nets = {"Gs": Gs, "Gs mapping": Gs.components["mapping"], "Gs synthesis": Gs.components["synthesis"]}
     variables = collect_variables(Gs)
     dims = _dimensions(variables, where)
     num_ws = 2 * (dims["img_resolution"].bit_length() - 2)
-    _check_static_dims(static, dims, num_ws, where)
+    static: dict[str, Any] = {}
+    for label, net in nets.items():  # every network's options are checked (G_style passes them all down)
+        stylegan1_kwargs(net.static_kwargs, f"{where} ({label})")
+        _check_static_dims(net.static_kwargs, dims, num_ws, f"{where} ({label})")
+        static.update(net.static_kwargs)
+    kwargs = stylegan1_kwargs(static, where)
     lod = float(variables["lod"]) if "lod" in variables else 0.0
     kwargs["mapping_kwargs"].update(dims.pop("mapping"))
     kwargs = {**dims, **kwargs, "lod": lod}

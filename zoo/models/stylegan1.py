@@ -14,7 +14,7 @@ Behaviour written from the format facts of the TF code (``training/networks_styl
 
 Names follow the TF scopes: ``synthesis.b{r}.conv0`` is ``{r}x{r}/Conv0_up`` (``4x4/Const`` at 4 px),
 ``conv1`` is ``{r}x{r}/Conv1`` (``4x4/Conv``), ``torgb`` is ``ToRGB_lod{log2(R/r)}``; in a layer ``weight`` /
-``bias`` / ``noise_weight`` / ``style`` / ``noise_const`` are ``weight`` / ``bias`` / ``Noise/weight`` /
+``bias`` / ``noise_weight`` / ``affine`` / ``noise_const`` are ``weight`` / ``bias`` / ``Noise/weight`` /
 ``StyleMod`` / ``noise{i}``. Truncation uses the zoo convention (``truncation_cutoff=None``: every layer);
 upstream ``Gs.run`` defaults to psi 0.7 / cutoff 8, and there a cutoff of None switches truncation off.
 """
@@ -31,6 +31,7 @@ from torch import nn
 from ..base import StyleGenerator
 from ..registry import ModelEntry, register_architecture, register_models
 from .ops import make_filter
+from .stylegan2 import truncation_centre
 
 NOISE_MODES = ("const", "random", "none")
 #: ``fused_scale="auto"`` in G_synthesis fuses the upsampling conv of blocks whose output is >= this size.
@@ -111,18 +112,7 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = _act(getattr(self, f"fc{i}")(x), self.activation)
         ws = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        return truncate_ws(ws, _centre(self.w_avg, truncation_latent, ws), truncation_psi, truncation_cutoff)
-
-
-def _centre(w_avg: torch.Tensor, truncation_latent: torch.Tensor | None, ws: torch.Tensor) -> torch.Tensor:
-    """The truncation centre: the stored ``w_avg``, or an explicit ``[1 | N, w_dim]`` latent."""
-    if truncation_latent is None:
-        return w_avg
-    t = truncation_latent.to(ws.dtype)
-    if t.ndim != 2 or t.shape[1] != ws.shape[2] or t.shape[0] not in (1, ws.shape[0]):
-        raise ValueError(f"truncation_latent must have shape [1, {ws.shape[2]}] or [{ws.shape[0]}, {ws.shape[2]}], "
-                         f"got {list(t.shape)}")
-    return t.unsqueeze(1)
+        return truncate_ws(ws, truncation_centre(self.w_avg, truncation_latent, ws), truncation_psi, truncation_cutoff)
 
 
 class SynthesisLayer(nn.Module):
@@ -146,7 +136,7 @@ class SynthesisLayer(nn.Module):
             self.noise_weight = nn.Parameter(torch.zeros([out_channels]))
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-        self.style = DenseLayer(w_dim, 2 * out_channels, gain=1.0)
+        self.affine = DenseLayer(w_dim, 2 * out_channels, gain=1.0)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * self.weight_gain
@@ -181,7 +171,7 @@ class SynthesisLayer(nn.Module):
             x = x + noise.to(x.dtype) * self.noise_weight.reshape(1, -1, 1, 1)
         x = _act(x + self.bias.reshape(1, -1, 1, 1), self.activation)
         x = instance_norm(x)
-        style = self.style(w).reshape(w.shape[0], 2, self.out_channels, 1, 1)
+        style = self.affine(w).reshape(w.shape[0], 2, self.out_channels, 1, 1)
         return x * (style[:, 0] + 1) + style[:, 1]
 
 
@@ -241,6 +231,11 @@ class SynthesisNetwork(nn.Module):
             setattr(self, f"b{res}", SynthesisBlock(channels.get(res // 2, 0), channels[res], w_dim, res, img_channels,
                                                     fused=fused, has_torgb=progressive or res == img_resolution,
                                                     **layer))
+
+    @property
+    def num_noise(self) -> int:
+        """How many per-layer noise inputs ``forward(noise=...)`` takes (every layer has one: ``num_ws``)."""
+        return self.num_ws
 
     def layers(self) -> list[SynthesisLayer]:
         """The synthesis layers in ``ws`` / ``noise`` order."""
@@ -324,6 +319,18 @@ class StyleGAN1Generator(StyleGenerator):
 _GDRIVE = "https://drive.google.com/uc?id="
 _PAPER = "A Style-Based Generator Architecture for Generative Adversarial Networks (Karras et al., CVPR 2019)"
 _SAMPLING = "Upstream examples sample with truncation psi 0.7, cutoff 8 (G_style's defaults)."
+
+
+#: Architecture of the official releases (train.py: every G_style default; resolution from the dataset).
+_RELEASE_RES = {"stylegan1-ffhq": 1024, "stylegan1-celebahq": 1024, "stylegan1-bedrooms": 256, "stylegan1-cars": 512,
+                "stylegan1-cats": 256}
+
+
+def release_init_kwargs(name: str) -> dict[str, Any]:
+    """Constructor arguments of an official StyleGAN release (z 512, W 512, fmap_base 8192 / fmap_max 512)."""
+    if name not in _RELEASE_RES:
+        raise KeyError(f"{name!r} is not an official StyleGAN (v1) release; known: {', '.join(sorted(_RELEASE_RES))}")
+    return dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=_RELEASE_RES[name], img_channels=3)
 
 
 def _sg1(name: str, file_id: str, file: str, dataset: str, res: int, fid: float, notes: str = "") -> ModelEntry:
