@@ -337,7 +337,7 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 register_format(SourceFormat(
     name="tf-stylegan2-pickle",
-    description="original TensorFlow StyleGAN2 network .pkl (tuple G, D, Gs of dnnlib.tflib Networks)",
+    description="original TensorFlow StyleGAN2 / StyleGAN2-ADA network .pkl (tuple G, D, Gs of dnnlib.tflib Networks)",
     sniff=_sniff,
     convert=convert_file,
     priority=20,

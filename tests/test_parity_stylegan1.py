@@ -254,6 +254,13 @@ def test_registry_entries():
         assert e["url"].startswith("https://") and e["source_file"].startswith("karras2019stylegan-")
         assert e["license"] == "cc-by-nc-4.0" and e["non_commercial"]
     assert "512x384" in zoo.info("stylegan1-cars")["notes"]
+    from zoo.cards import card_data, render_card
+
+    for name in want:  # the cards state the official examples' sampling settings
+        assert card_data(name)["sampling"] == {**card_data(name)["sampling"], "truncation_psi": 0.7,
+                                               "truncation_cutoff": 8}
+        text = render_card(model_name=name)
+        assert "truncation psi 0.7" in text and "cutoff 8" in text and "non-commercial" in text.lower()
 
 
 def test_release_configs_have_the_released_shapes():
