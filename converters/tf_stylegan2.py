@@ -274,12 +274,12 @@ IGNORED_VARIABLES = (r"lod",)
 def convert_networks(G: TFNetworkRecord, D: TFNetworkRecord, Gs: TFNetworkRecord,
                      where: str = "pickle") -> Converted:
     """Pure conversion of the unpickled ``(G, D, Gs)`` tuple (takes ``Gs``)."""
-    if Gs.version < 4:
-        raise ConversionError(f"{where}: TensorFlow network pickle version {Gs.version} is too old (need >= 4)")
     main_func = str(Gs.state.get("build_func_name", ""))
     if main_func == "G_style":
         raise ConversionError(f"{where}: Gs is a StyleGAN (v1) G_style network, not StyleGAN2 G_main; "
                               "convert it with --format tf-stylegan1-pickle")
+    if Gs.version < 4:
+        raise ConversionError(f"{where}: TensorFlow network pickle version {Gs.version} is too old (need >= 4)")
     if set(Gs.components) != {"synthesis", "mapping"}:
         raise ConversionError(f"{where}: Gs has components {sorted(Gs.components)}; expected synthesis and mapping "
                               "(a StyleGAN2 G_main network)")

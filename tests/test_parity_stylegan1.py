@@ -182,10 +182,11 @@ def test_unknown_options_and_variants_are_named():
         convert_networks(G2, D2, Gs2)
     from converters.tf_stylegan2 import convert_networks as convert_sg2
 
-    v4 = copy.deepcopy(Gs)  # G_style re-saved by a newer dnnlib (state version 4)
-    v4.state["version"] = 4
     with pytest.raises(ConversionError, match="tf-stylegan1-pickle"):
-        convert_sg2(G, D, v4)
+        convert_sg2(G, D, Gs)
+    v4 = copy.deepcopy(Gs)  # G_style re-saved by a newer dnnlib (state version 4) still reads here
+    v4.state["version"] = 4
+    assert convert_networks(G, D, v4).init_kwargs["img_resolution"] == 64
 
 
 def test_cli_convert_detects_sample_and_export(tmp_path):
@@ -314,3 +315,19 @@ def test_interfacegan_boundaries_apply(model):
         bw.check(narrow)
     with pytest.raises(DirectionError, match="width 512"):
         bz.check(narrow)
+
+
+def test_cli_refuses_a_variant_naming_what_differs(tmp_path):
+    """A real pickle rebuilt from the fixture with an option the architecture lacks: detected, then refused."""
+    from _tfpickle import write_tf_pickle
+    from sdk.cli import cli
+
+    G, D, Gs = read_tf_pickle(fixture_dir("tf_stylegan1_64") / FIXTURES["tf_stylegan1_64"])
+    bad = copy.deepcopy(Gs)
+    synth = bad.state["components"]["synthesis"]
+    synth.state["static_kwargs"] = {**synth.static_kwargs, "use_pixel_norm": True}
+    src = write_tf_pickle(tmp_path / "variant.pkl", (G, D, bad), protocol=4)
+    assert converters.detect_format(src).name == "tf-stylegan1-pickle"
+    r = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "m"), "-q"])
+    assert r.exit_code != 0 and "use_pixel_norm=True" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m").exists()

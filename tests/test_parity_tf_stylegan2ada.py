@@ -145,3 +145,25 @@ def test_cli_convert_detects_sample_and_export(tmp_path):
     gold = golden(NAME)
     got = og(gold["z"], truncation_psi=0.5)
     assert (got - gold["img_const_psi0_5"]).abs().max() < 1e-3  # the exported graph reproduces upstream
+
+
+def test_cli_refuses_a_fork_pickle_naming_the_option(tmp_path):
+    """A real pickle file rebuilt from the fixture with a fork's non-square size: refused by name, nothing written;
+    the same file with a square size converts."""
+    from _tfpickle import write_tf_pickle
+    from sdk.cli import cli
+
+    G, D, Gs = _networks()
+    for kw, ok in (({"resolution_w": 64, "resolution_h": 32}, False), ({"resolution_w": 64, "resolution_h": 64}, True)):
+        fork = copy.deepcopy(Gs)
+        for net in (fork, *fork.components.values()):
+            net.state["static_kwargs"] = {**net.static_kwargs, **kw}
+        src = write_tf_pickle(tmp_path / f"fork-{kw['resolution_h']}.pkl", (G, D, fork))
+        out = tmp_path / f"m{kw['resolution_h']}"
+        r = CliRunner().invoke(cli, ["convert", str(src), str(out), "-q"])
+        if ok:
+            assert r.exit_code == 0, r.output
+            assert json.loads((out / "config.json").read_text())["img_resolution"] == 64
+        else:
+            assert r.exit_code != 0 and "resolution_h=32" in r.output and "Traceback" not in r.output
+            assert len(r.output.strip().splitlines()) == 1 and not out.exists()
