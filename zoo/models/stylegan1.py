@@ -168,7 +168,7 @@ class SynthesisLayer(nn.Module):
             if noise is None:
                 noise = self.noise_const if noise_mode == "const" else \
                     torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
-            x = x + noise.to(x.dtype) * self.noise_weight.reshape(1, -1, 1, 1)
+            x = x + noise.to(device=x.device, dtype=x.dtype) * self.noise_weight.reshape(1, -1, 1, 1)
         x = _act(x + self.bias.reshape(1, -1, 1, 1), self.activation)
         x = instance_norm(x)
         style = self.affine(w).reshape(w.shape[0], 2, self.out_channels, 1, 1)

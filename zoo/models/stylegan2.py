@@ -153,7 +153,7 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_input is not None:  # explicit noise, broadcastable to [N, 1, r, r]
-            noise = noise_input.to(x.dtype) * self.noise_strength
+            noise = noise_input.to(device=x.device, dtype=x.dtype) * self.noise_strength
         elif self.use_noise and noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
