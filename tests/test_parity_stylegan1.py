@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 import converters
 import sdk
 import zoo
-from _checks import run_checks
+from _manifest_checks import run_checks
 from conftest import DIRECTIONS, fixture_dir, golden, manifest
 from converters.tf_stylegan1 import convert_networks
 from converters.tf_stylegan2 import collect_variables, read_tf_pickle

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import converters
 import sdk
 import zoo
-from _checks import run_checks
+from _manifest_checks import run_checks
 from conftest import fixture_dir, golden, manifest
 from converters.tf_stylegan2 import collect_variables, convert_networks, read_tf_pickle
 from zoo.errors import ConversionError
