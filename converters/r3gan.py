@@ -198,6 +198,11 @@ def convert_snapshot(snapshot: Any, where: str = "snapshot") -> Converted:
 
 
 def convert_file(path: Path) -> Converted:
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if b"torch_utils.persistence" in head:
+        raise ConversionError(f"{path.name} is an NVIDIA persistence pickle (StyleGAN2/3 or StyleGAN-XL), not an "
+                              "R3GAN snapshot; drop --format to auto-detect it")
     return convert_snapshot(restricted_load(path, _allowed(), source=path.name), where=path.name)
 
 

@@ -39,8 +39,14 @@ class Inert(Stub):
         return Inert(*args, **kwargs)
 
 
+_INERT_CLASSES: dict[tuple[str, str], type] = {}
+
+
 def _inert_class(module: str, name: str) -> type:
-    return type(name, (Inert,), {"_module": module, "_qualname": name, "__module__": __name__})
+    key = (module, name)
+    if key not in _INERT_CLASSES:
+        _INERT_CLASSES[key] = type(name, (Inert,), {"_module": module, "_qualname": name, "__module__": __name__})
+    return _INERT_CLASSES[key]
 
 
 def _inert_getattr(obj: Any, name: str, *default: Any) -> Any:
@@ -242,6 +248,12 @@ def convert_snapshot(snapshot: dict[str, Any], where: str = "snapshot") -> Conve
 
 
 def convert_file(path: Path) -> Converted:
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if not looks_like_sgxl(head):
+        what = ("an NVIDIA stylegan2/stylegan3 snapshot (no StyleGAN-XL class embedding in its generator source)"
+                if b"torch_utils.persistence" in head else "not an NVIDIA persistence pickle")
+        raise ConversionError(f"{path.name} is {what}, not a StyleGAN-XL snapshot; drop --format to auto-detect it")
     return convert_snapshot(read_snapshot(path), where=path.name)
 
 

@@ -112,8 +112,8 @@ class GenerativeBasis(nn.Module):
         self.LinearLayer = nn.Linear(in_features, channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.LinearLayer.weight.to(x.dtype))
-        return self.Basis.to(x.dtype).view(1, -1, 4, 4) * y.view(x.shape[0], -1, 1, 1)
+        # modules are called (not their weights used) so forward hooks see them, as in upstream
+        return self.Basis.view(1, -1, 4, 4) * self.LinearLayer(x).view(x.shape[0], -1, 1, 1)
 
 
 class GeneratorStage(nn.Module):
@@ -156,7 +156,7 @@ class R3GANNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if hasattr(self, "EmbeddingLayer"):
-            x = torch.cat([x, F.linear(y.to(x.dtype), self.EmbeddingLayer.weight.to(x.dtype))], dim=1)
+            x = torch.cat([x, self.EmbeddingLayer(y.to(x.dtype))], dim=1)
         for stage in self.MainLayers:
             x = stage(x)
         return self.AggregationLayer(x)
