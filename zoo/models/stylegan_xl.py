@@ -209,7 +209,8 @@ class StyleGANXLGenerator(StyleGenerator):
 _S3 = "https://s3.eu-central-1.amazonaws.com/avg-projects/stylegan_xl/models"
 _PAPER = "StyleGAN-XL: Scaling StyleGAN to Large Diverse Datasets (Sauer et al., SIGGRAPH 2022)"
 _LICENSE_NOTE = ("autonomousvision/stylegan-xl: MIT licence (code and released models); it builds on NVIDIA's "
-                 "StyleGAN3 code. Check the training dataset's terms (ImageNet: non-commercial research) for your use.")
+                 "StyleGAN3 code. Check the training dataset's terms for your use.")
+_IMAGENET_NOTE = " ImageNet's terms of access allow non-commercial research and educational use only."
 
 
 def _xl(key: str, dataset: str, res: int, fid: float, classes: int = 0, tags: tuple[str, ...] = (),
@@ -222,7 +223,8 @@ def _xl(key: str, dataset: str, res: int, fid: float, classes: int = 0, tags: tu
     return ModelEntry(name=f"stylegan-xl-{key}-{res}", family="stylegan_xl", architecture="stylegan_xl",
                       source_format="stylegan-xl-pickle", url=f"{_S3}/{file}", dataset=dataset, resolution=res,
                       license="mit", conditional=classes > 0, num_classes=classes, paper=_PAPER, fid=fid,
-                      source_file=file, license_note=_LICENSE_NOTE, notes=notes, tags=tags)
+                      source_file=file, notes=notes, tags=tags,
+                      license_note=_LICENSE_NOTE + (_IMAGENET_NOTE if dataset == "ImageNet" else ""))
 
 
 register_models(
