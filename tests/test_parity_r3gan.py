@@ -150,13 +150,15 @@ def test_cli_convert_and_sample_match_golden(tmp_path):
         assert px.shape == (32, 32, 3) and np.abs(px - ref[i]).max() <= 1
 
 
-def test_onnx_export_dynamic_batch_without_psi(G, tmp_path):
+def test_cli_export_dynamic_batch_without_psi(folder, tmp_path):
     import onnxruntime as ort
 
     path = tmp_path / "r3gan.onnx"
-    report = sdk.export_onnx(G, path)
-    assert report.dynamic_batch and set(report.inputs) == {"z"}  # no truncation_psi: the family has none
-    assert report.metadata["truncation_psi"] == "none"
+    r = CliRunner().invoke(cli, ["export", str(folder), "--out", str(path), "--no-mobile-check", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)["model"]
+    assert report["dynamic_batch"] and set(report["inputs"]) == {"z"}  # no truncation_psi: the family has none
+    assert report["metadata"]["truncation_psi"] == "none"
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gold = golden(NAME)
     (img,) = sess.run(None, {"z": gold["z"][:3].numpy()})

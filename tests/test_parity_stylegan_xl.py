@@ -155,18 +155,26 @@ def test_cli_convert_and_sample_match_golden(tmp_path):
     assert np.abs(px - ref).max() <= 1
 
 
-def test_onnx_export_per_class_truncation(G, tmp_path):
+def test_cli_export_per_class_truncation(folder, G, tmp_path):
     import onnxruntime as ort
 
     path = tmp_path / "sgxl.onnx"
-    report = sdk.export_onnx(G, path)
-    assert report.dynamic_batch and set(report.inputs) == {"z", "c", "truncation_psi"}
+    r = CliRunner().invoke(cli, ["export", str(folder), "--out", str(path), "--no-mobile-check", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)["model"]
+    assert report["dynamic_batch"] and set(report["inputs"]) == {"z", "c", "truncation_psi"}
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gold = golden(NAME)
     for psi, key in ((0.7, "img_psi0_7"), (1.0, "img_psi1")):
         (img,) = sess.run(None, {"z": gold["z"].numpy(), "c": gold["c"].numpy(),
                                  "truncation_psi": np.asarray(psi, dtype=np.float32)})
         assert_close(torch.from_numpy(img), gold[key], 1e-3, f"onnxruntime {key}")
+    # a baked truncation cutoff reaches the per-class truncation of the graph
+    cut = tmp_path / "sgxl_cut3.onnx"
+    sdk.export_onnx(G, cut, parts="mapping", truncation_cutoff=3, verify_batches=(1, 3))
+    (ws,) = ort.InferenceSession(str(cut), providers=["CPUExecutionProvider"]).run(
+        None, {"z": gold["z"].numpy(), "c": gold["c"].numpy(), "truncation_psi": np.asarray(0.5, dtype=np.float32)})
+    assert_close(torch.from_numpy(ws), gold["ws_psi0_5_cutoff3"], 1e-4, "onnxruntime ws_psi0_5_cutoff3")
 
 
 def test_latent_toolkit(G):

@@ -189,17 +189,17 @@ class StyleGANXLGenerator(StyleGenerator):
 
     @property
     def onnx_forward(self) -> Any:
-        """Conditional models export per-class truncation (all layers, as ``gen_images.py``); unconditional ones
-        use the exporter's default body."""
+        """Conditional models export per-class truncation (``sdk.export_onnx``'s hook); unconditional ones use
+        the exporter's default body (one ``w_avg``)."""
         return self._onnx_forward if self.c_dim > 0 else None
 
-    def _onnx_forward(self, parts: str, inputs: dict[str, torch.Tensor], noise_mode: str) -> torch.Tensor:
+    def _onnx_forward(self, parts: str, inputs: dict[str, torch.Tensor], noise_mode: str,
+                      truncation_cutoff: int | None = None) -> torch.Tensor:
         if parts == "synthesis":
             return self.synthesis(inputs["ws"], noise_mode=noise_mode)
         z, c, psi = inputs["z"], inputs["c"], inputs["truncation_psi"]
         ws = self.mapping(z, c, truncation_psi=1.0)
-        centre = self.mapping.class_centres(c, z.shape[0])
-        ws = centre + psi * (ws - centre)
+        ws = truncate_ws(ws, self.mapping.class_centres(c, z.shape[0]), psi, truncation_cutoff)
         return ws if parts == "mapping" else self.synthesis(ws, noise_mode=noise_mode)
 
 
