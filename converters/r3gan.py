@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ConversionError
+from zoo.imagenet import imagenet_class_names
 
 from .base import Converted, SourceFormat, register_format, strict_map
 from .safe_pickle import TORCH_TENSOR_GLOBALS, StubDict, restricted_load, stub_class
@@ -193,7 +194,8 @@ def convert_snapshot(snapshot: Any, where: str = "snapshot") -> Converted:
     if kwargs["bfloat16_stages"]:
         notes.append(f"upstream runs stages {kwargs['bfloat16_stages']} in bfloat16; converted to float32 "
                      "(set G.emulate_bfloat16 = True for the upstream precision)")
-    return Converted("r3gan", kwargs, {k: v.to(torch.float32) for k, v in tensors.items()},
+    names = imagenet_class_names() if kwargs["c_dim"] == 1000 else None
+    return Converted("r3gan", kwargs, {k: v.to(torch.float32) for k, v in tensors.items()}, class_names=names,
                      extra_config={"upstream_layout": layout}, notes=notes)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ConversionError, UnsafePickleError
+from zoo.imagenet import imagenet_class_names
 from zoo.models.stylegan_xl import LAYER_FIELDS
 
 from .base import Converted, SourceFormat, register_format, strict_map
@@ -237,8 +238,9 @@ def convert_generator(g: Any, where: str) -> Converted:
     tensors = strict_map(flatten(g, where=where), SGXL_TABLE, where=where)
     extra = {"upstream_class": g.class_name,
              "superres_head_layers": list(_py(gst.get("head_layer_names") or []))}
+    names = imagenet_class_names() if c_dim == 1000 else None
     return Converted("stylegan_xl", kwargs, {k: v.to(torch.float32) for k, v in tensors.items()},
-                     extra_config=extra)
+                     class_names=names, extra_config=extra)
 
 
 def convert_snapshot(snapshot: dict[str, Any], where: str = "snapshot") -> Converted:

@@ -188,3 +188,30 @@ def test_latent_toolkit(G):
     inv = sdk.invert(G, target, steps=30, loss="pixel", quiet=True, starts=2)
     assert inv.space == "z" and inv.latent.shape == (1, 64)
     assert inv.metrics["psnr"] > 30, inv.metrics  # 47 dB measured; one step gives 10 dB
+
+
+def test_conditional_layout_embeds_after_z_and_toolkit_works():
+    """The CIFAR-10/ImageNet layout (EmbeddingLayer, bias-free, concatenated after z), on random weights."""
+    from zoo.models.r3gan import R3GANGenerator
+
+    torch.manual_seed(0)
+    G = R3GANGenerator(NoiseDimension=16, WidthPerStage=[16, 8], CardinalityPerStage=[2, 2], BlocksPerStage=[1, 1],
+                       ExpansionFactor=2, c_dim=10, ConditionEmbeddingDimension=16).eval()
+    assert G.img_resolution == 8 and G.Model.EmbeddingLayer.weight.shape == (16, 10)
+    seen = {}
+    lin = G.Model.MainLayers[0].Layers[0].LinearLayer
+    h = lin.register_forward_pre_hook(lambda _m, a: seen.setdefault("x", a[0].detach().clone()))
+    z, c = torch.randn(2, 16), G.make_c([3, 7], 2)
+    with torch.no_grad():
+        img = G(z, c)
+    h.remove()
+    assert img.shape == (2, 3, 8, 8)
+    assert torch.equal(seen["x"][:, :16], z)
+    assert torch.allclose(seen["x"][:, 16:], c @ G.Model.EmbeddingLayer.weight.t())
+    with pytest.raises(ValueError, match="one-hot"):
+        G(z)
+    d = D.sefa(G, k=3)  # the z columns of the basis projection (z_projection hook)
+    assert d.space == "z" and d.vectors.shape == (3, 16)
+    assert D.ganspace(G, n_samples=100, components=2).vectors.shape == (2, 16)
+    a, b = sdk.generate(G, [0], class_idx=3), sdk.generate(G, [0], class_idx=7)
+    assert (a - b).abs().max() > 1e-3

@@ -211,6 +211,11 @@ class R3GANGenerator(GanGenerator):
         for i, stage in enumerate(self.Model.MainLayers):
             stage.DataType = torch.bfloat16 if (on and i in self.bfloat16_stages) else torch.float32
 
+    def z_projection(self) -> tuple[str, torch.Tensor]:
+        """The first layer reading z (the basis projection; conditional models feed it [z, embedding(c)])."""
+        name = "Model.MainLayers.0.Layers.0.LinearLayer"
+        return name, self.Model.MainLayers[0].Layers[0].LinearLayer.weight.detach()[:, :self.z_dim]
+
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
         """``noise_mode`` is accepted for API symmetry (R3GAN has no noise inputs)."""
