@@ -201,3 +201,14 @@ def test_latent_toolkit(G):
     assert inv.space == "w" and inv.latent.shape[-1] == G.w_dim
     first = sdk.invert(G, target, steps=1, loss="pixel", quiet=True, class_idx=3)
     assert inv.metrics["psnr"] > first.metrics["psnr"] + 1, (inv.metrics, first.metrics)
+
+
+def test_stem_generator_class_converts(tmp_path):
+    """16 px stems (imagenet16.pkl) are plain ``Generator`` records of the same module: same reading path."""
+    stem = tmp_path / "stem.pkl"
+    stem.write_bytes(_rename_modules((fixture_dir(NAME) / PKL).read_bytes(), {"SuperresGenerator": "Generator"}))
+    assert converters.detect_format(stem).name == "stylegan-xl-pickle"
+    cfg, tensors = converters.convert_to_config(stem)
+    ref_cfg, ref = converters.convert_to_config(fixture_dir(NAME) / PKL)
+    assert cfg["upstream_class"] == "Generator" and ref_cfg["upstream_class"] == "SuperresGenerator"
+    assert cfg["init_kwargs"] == ref_cfg["init_kwargs"] and all(torch.equal(tensors[k], ref[k]) for k in ref)
