@@ -212,3 +212,10 @@ def test_stem_generator_class_converts(tmp_path):
     ref_cfg, ref = converters.convert_to_config(fixture_dir(NAME) / PKL)
     assert cfg["upstream_class"] == "Generator" and ref_cfg["upstream_class"] == "SuperresGenerator"
     assert cfg["init_kwargs"] == ref_cfg["init_kwargs"] and all(torch.equal(tensors[k], ref[k]) for k in ref)
+
+
+def test_variant_refused_naming_what_differs(tmp_path):
+    variant = tmp_path / "variant.pkl"
+    variant.write_bytes(_rename_modules((fixture_dir(NAME) / PKL).read_bytes(), {"Embedding": "EmbeddingBag"}))
+    with pytest.raises(ConversionError, match="mapping.embed is not a plain torch.nn.Embedding"):
+        converters.convert_to_config(variant)
