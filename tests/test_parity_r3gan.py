@@ -163,6 +163,8 @@ def test_cli_export_dynamic_batch_without_psi(folder, tmp_path):
     gold = golden(NAME)
     (img,) = sess.run(None, {"z": gold["z"][:3].numpy()})
     assert_close(torch.from_numpy(img), gold["img"][:3], 1e-3, "onnxruntime vs golden")
+    OG = sdk.OnnxGenerator(path, provider="cpu", quiet=True)  # seeds -> z as gen_images.py, through the graph
+    assert_close(sdk.generate(OG, [0, 1, 2, 85], batch_size=2), gold["img"], 1e-3, "OnnxGenerator seeds")
 
 
 def test_latent_toolkit(G):

@@ -169,6 +169,9 @@ def test_cli_export_per_class_truncation(folder, G, tmp_path):
         (img,) = sess.run(None, {"z": gold["z"].numpy(), "c": gold["c"].numpy(),
                                  "truncation_psi": np.asarray(psi, dtype=np.float32)})
         assert_close(torch.from_numpy(img), gold[key], 1e-3, f"onnxruntime {key}")
+    OG = sdk.OnnxGenerator(path, provider="cpu", quiet=True)
+    assert_close(sdk.generate(OG, [1], truncation_psi=0.7, class_idx=3), gold["img_psi0_7"][1:2], 1e-3,
+                 "OnnxGenerator seed 1 class 3")
     # a baked truncation cutoff reaches the per-class truncation of the graph
     cut = tmp_path / "sgxl_cut3.onnx"
     sdk.export_onnx(G, cut, parts="mapping", truncation_cutoff=3, verify_batches=(1, 3))
