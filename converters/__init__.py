@@ -23,8 +23,10 @@ from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
+from . import r3gan  # noqa: F401
 from . import rosinality  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import stylegan_xl  # noqa: F401
 from . import tf_stylegan1  # noqa: F401
 from . import tf_stylegan2  # noqa: F401
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats

@@ -23,7 +23,8 @@ Family hooks (all optional, looked up on the generator) keep the exporter generi
   :class:`sdk.OnnxGenerator` can feed them. A family that wants such a value baked simply does not list it:
   the exporter then traces whatever the module holds.
 - ``onnx_forward(parts, inputs, noise_mode) -> Tensor``: replaces the default graph body below when a family
-  needs something else; ``inputs`` maps the graph input names to tensors.
+  needs something else; ``inputs`` maps the graph input names to tensors. A hook with a ``truncation_cutoff``
+  keyword also receives the requested cutoff.
 
 Default body: style-based ``full`` is ``synthesis(lerp(w_avg, mapping(z, c), psi))`` with the truncation
 (and an optional baked ``truncation_cutoff``) done on tensors so ``truncation_psi`` stays an input; other
@@ -33,6 +34,7 @@ generators are called as ``G(z, c, truncation_psi=<tensor>, noise_mode=...)``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import logging
@@ -145,6 +147,8 @@ class _ExportModule(nn.Module):
         inputs = dict(zip(self.names, args))
         hook = getattr(self.G, "onnx_forward", None)
         if callable(hook):
+            if "truncation_cutoff" in inspect.signature(hook).parameters:
+                return hook(self.parts, inputs, self.noise_mode, truncation_cutoff=self.cutoff)
             return hook(self.parts, inputs, self.noise_mode)
         extras = {k: inputs[k] for k in self.extra_names}
         G = self.G

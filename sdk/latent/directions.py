@@ -86,7 +86,14 @@ def style_affines(G: Any) -> list[tuple[str, nn.Module, int, bool]]:
 
 
 def _first_projection(G: Any) -> tuple[str, torch.Tensor]:
-    """The first layer that reads z, as ``(name, weight [features, z_dim])``."""
+    """The first layer that reads z, as ``(name, weight [features, z_dim])``.
+
+    A family whose first layer reads z beside something else (e.g. a class embedding) names it through a
+    ``z_projection()`` method returning the same pair.
+    """
+    hook = getattr(G, "z_projection", None)
+    if callable(hook):
+        return hook()
     z_dim, c_dim = int(G.z_dim), int(getattr(G, "c_dim", 0) or 0)
     for name, m in G.named_modules():
         if isinstance(m, nn.Linear) and m.in_features in (z_dim, z_dim + c_dim):

@@ -7,7 +7,9 @@ from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import progan  # noqa: F401
+from . import r3gan  # noqa: F401
 from . import stylegan1  # noqa: F401
 from . import stylegan2  # noqa: F401
 from . import stylegan2_tf  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import stylegan_xl  # noqa: F401
