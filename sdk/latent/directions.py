@@ -87,6 +87,9 @@ def style_affines(G: Any) -> list[tuple[str, nn.Module, int, bool]]:
 
 def _first_projection(G: Any) -> tuple[str, torch.Tensor]:
     """The first layer that reads z, as ``(name, weight [features, z_dim])``."""
+    hook = getattr(G, "z_projection", None)
+    if callable(hook):  # families whose first layer reads z in pieces or after a condition (StudioGAN)
+        return hook()
     z_dim, c_dim = int(G.z_dim), int(getattr(G, "c_dim", 0) or 0)
     for name, m in G.named_modules():
         if isinstance(m, nn.Linear) and m.in_features in (z_dim, z_dim + c_dim):
