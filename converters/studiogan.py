@@ -19,7 +19,7 @@ import torch
 
 from zoo.errors import ConversionError
 from zoo.imagenet import imagenet_class_names
-from zoo.models.studiogan import BACKBONES, CIFAR10_CLASSES, DEEP_BACKBONES, StudioGANGenerator
+from zoo.models.studiogan import AFHQ_CLASSES, BACKBONES, CIFAR10_CLASSES, DEEP_BACKBONES, StudioGANGenerator
 
 from .base import Converted, SourceFormat, register_format, strict_map
 from .safe_pickle import torch_safe_load
@@ -139,8 +139,9 @@ def load_generator_state(weights: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in sd):  # saved from a DataParallel/DDP wrapper
         sd = {k[len("module."):]: v for k, v in sd.items()}
     if any(k.startswith(("mapping.", "synthesis.")) for k in sd):
-        raise ConversionError(f"{weights.name} is a StudioGAN StyleGAN generator (mapping/synthesis): StudioGAN's "
-                              "stylegan2/stylegan3 backbones are not in the studiogan family")
+        raise ConversionError(f"{weights.name} is a StudioGAN StyleGAN generator (mapping/synthesis): its "
+                              "stylegan2/stylegan3 backbones keep NVIDIA's module layout as a bare state dict, which "
+                              "ganzoo's stylegan2/stylegan3 families do not read yet (they read NVIDIA pickles)")
     return sd
 
 
@@ -163,8 +164,8 @@ def architecture_kwargs(sd: Mapping[str, torch.Tensor], cfg: Mapping[str, Mappin
     data, model = cfg["DATA"], cfg["MODEL"]
     backbone = BACKBONE_ALIASES.get(str(model["backbone"]), str(model["backbone"]))
     if backbone in ("stylegan2", "stylegan3"):
-        raise ConversionError(f"{where}: backbone {backbone!r} is StudioGAN's StyleGAN port, not a studiogan-family "
-                              "generator")
+        raise ConversionError(f"{where}: backbone {backbone!r} is StudioGAN's port of NVIDIA's StyleGAN, not a "
+                              "studiogan-family generator (its state dict is not convertible yet)")
     if backbone not in BACKBONES:
         raise ConversionError(f"{where}: unknown StudioGAN backbone {backbone!r}; supported: {', '.join(BACKBONES)}")
     if str(model["info_type"]) != "N/A":
@@ -260,6 +261,8 @@ def _class_names(cfg: Mapping[str, Mapping[str, Any]], kwargs: Mapping[str, Any]
     name, n = str(cfg["DATA"]["name"]), int(kwargs["num_classes"])
     if name == "CIFAR10" and n == 10:
         return list(CIFAR10_CLASSES)
+    if name == "AFHQv2" and n == 3:
+        return list(AFHQ_CLASSES)
     if name == "ImageNet" and n == 1000:
         return imagenet_class_names()
     return None

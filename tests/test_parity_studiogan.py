@@ -450,3 +450,26 @@ def test_backbone_matches_torch_reference(case):
         got = G(z, nn.functional.one_hot(labels, ref_kwargs["n_cls"]).float() if G.c_dim else None)
     assert want.std() > 0.05 and (want.abs() < 0.99).float().mean() > 0.5  # a live, unsaturated reference
     assert_close(got, want, 1e-5, case)
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_generator_file_is_refused_unexecuted(tmp_path):
+    """A G_ema file beside a valid YAML whose pickle calls os.system: refused by the allow-list, never run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(fixture_dir("studiogan_sngan_32") / "SNGAN.yaml", run / "SNGAN.yaml")
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {"linear0.weight": torch.zeros(2, 2)}, "x": _Payload(marker)},
+               run / "model=G_ema-best-weights-step=1.pth")
+    with pytest.raises(zoo.errors.ZooError, match="allow-list"):
+        converters.convert(run, tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()

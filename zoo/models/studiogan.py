@@ -453,44 +453,56 @@ def studiogan_seed_to_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
 HUB_REPO = "Mingguksky/PyTorch-StudioGAN"
 _HUB = f"https://huggingface.co/{HUB_REPO}/tree/main/studiogan_official_ckpt"
 _PAPER = "StudioGAN: A Taxonomy and Benchmark of GANs for Image Synthesis (Kang, Shin & Park, TPAMI 2023)"
-# Scores: IS / FID as reported in the StudioGAN README's benchmark tables (commit 9e60a56, July 2022; the
-# CIFAR10 FIDs use the 10k test images, Tiny ImageNet 50k, ImageNet 50k fake images vs the training set).
+# Scores: IS / FID from the benchmark tables of the StudioGAN README at commit 9e60a56 (July 2022), which report
+# the runs of its earlier (Google Drive) release; the Hub release re-trained the models and gives its scores in
+# the README's benchmark figure only (docs/figures/StudioGAN_Benchmark_.png), so they are not copied here.
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+AFHQ_CLASSES = ("cat", "dog", "wild")
 _LICENSE_NOTE = ("StudioGAN code and checkpoints: MIT (PyTorch-StudioGAN LICENSE; some modules carry other "
                  "permissive licences). Trained on {data}; check the dataset's terms for your use.")
 
 
-def _entry(name: str, model: str, backbone: str, dataset: str, data_short: str, res: int, classes: int, fid: float,
-           inception: float, folder: str, tags: tuple[str, ...]) -> ModelEntry:
-    class_names = CIFAR10_CLASSES if data_short == "CIFAR10" else ()
+def _entry(name: str, model: str, backbone: str, dataset: str, data_short: str, res: int, classes: int,
+           fid: float | None, inception: float | None, folder: str, tags: tuple[str, ...],
+           conditional: bool = True) -> ModelEntry:
+    class_names = {"CIFAR10": CIFAR10_CLASSES, "AFHQv2": AFHQ_CLASSES}.get(data_short, ()) if conditional else ()
+    score = (f"Reported IS {inception:g}, FID {fid:g} for the earlier (Google Drive) release of this model "
+             "(StudioGAN README benchmark table)." if fid is not None else
+             "StudioGAN reports its scores in the README's benchmark figure only.")
     return ModelEntry(
         name=name, family="studiogan", architecture="studiogan", source_format="studiogan", url=f"{_HUB}/{folder}",
-        dataset=dataset, resolution=res, license="mit", conditional=True, num_classes=classes, paper=_PAPER, fid=fid,
+        dataset=dataset, resolution=res, license="mit", conditional=conditional,
+        num_classes=classes if conditional else 0, paper=_PAPER, fid=fid,
         license_note=_LICENSE_NOTE.format(data=dataset),
-        notes=(f"{model} on {data_short}, StudioGAN backbone `{backbone}`. Download the run folder "
-               f"(`model=G_ema-...pth` or `model=G-...pth` and the run's YAML config, from `src/configs/"
-               f"{data_short}/`) from the Hugging Face Hub repo {HUB_REPO} and run `ganzoo convert FOLDER OUT`. "
-               f"Reported IS {inception:g}, FID {fid:g} (StudioGAN README benchmark)."),
-        tags=("studiogan", "class-conditional") + tags, class_names=class_names,
+        notes=(f"{model} on {data_short}, StudioGAN backbone `{backbone}`. Released on the Hugging Face Hub "
+               f"({HUB_REPO}, folder `studiogan_official_ckpt/{folder}`): download the run folder "
+               "(`model=G_ema-...pth` or `model=G-...pth`) with the run's YAML config (`src/configs/"
+               f"{data_short}/`) and run `ganzoo convert RUN_FOLDER OUT`. {score}"),
+        tags=("studiogan",) + (("class-conditional",) if conditional else ()) + tags, class_names=class_names,
     )
 
 
+_C10 = "CIFAR-10 (10 classes)"
+_IN = "ImageNet (ILSVRC-2012, 1000 classes)"
 register_models(
-    _entry("studiogan-sngan-cifar10", "SNGAN", "resnet", "CIFAR-10 (10 classes)", "CIFAR10", 32, 10, 13.248, 8.677,
+    _entry("studiogan-dcgan-cifar10", "DCGAN", "deep_conv", "CIFAR-10", "CIFAR10", 32, 10, 49.030, 6.638,
+           "CIFAR10_tailored/CIFAR10-DCGAN-train-2022_01_11_20_32_07", ("cifar10",), conditional=False),
+    _entry("studiogan-sngan-cifar10", "SNGAN", "resnet", _C10, "CIFAR10", 32, 10, 13.248, 8.677,
            "CIFAR10_tailored", ("cifar10",)),
-    _entry("studiogan-sagan-cifar10", "SAGAN", "resnet", "CIFAR-10 (10 classes)", "CIFAR10", 32, 10, 14.009, 8.680,
+    _entry("studiogan-sagan-cifar10", "SAGAN", "resnet", _C10, "CIFAR10", 32, 10, 14.009, 8.680,
            "CIFAR10_tailored", ("cifar10",)),
-    _entry("studiogan-biggan-cifar10", "BigGAN", "big_resnet", "CIFAR-10 (10 classes)", "CIFAR10", 32, 10, 8.034,
-           9.746, "CIFAR10_tailored", ("cifar10",)),
-    _entry("studiogan-contragan-cifar10", "ContraGAN", "big_resnet", "CIFAR-10 (10 classes)", "CIFAR10", 32, 10,
-           8.065, 9.729, "CIFAR10_tailored", ("cifar10",)),
-    _entry("studiogan-reacgan-cifar10", "ReACGAN", "big_resnet", "CIFAR-10 (10 classes)", "CIFAR10", 32, 10, 7.792,
-           9.974, "CIFAR10_tailored", ("cifar10",)),
+    _entry("studiogan-biggan-cifar10", "BigGAN", "big_resnet", _C10, "CIFAR10", 32, 10, 8.034, 9.746,
+           "CIFAR10_tailored", ("cifar10",)),
+    _entry("studiogan-contragan-cifar10", "ContraGAN", "big_resnet", _C10, "CIFAR10", 32, 10, 8.065, 9.729,
+           "CIFAR10_tailored", ("cifar10",)),
+    _entry("studiogan-reacgan-cifar10", "ReACGAN", "big_resnet", _C10, "CIFAR10", 32, 10, 7.792, 9.974,
+           "CIFAR10_tailored", ("cifar10",)),
     _entry("studiogan-biggan-tiny-imagenet", "BigGAN", "big_resnet", "Tiny ImageNet (200 classes)",
            "Tiny_ImageNet", 64, 200, 31.920, 11.998, "Tiny_ImageNet_tailored", ("tiny-imagenet",)),
-    _entry("studiogan-biggan-imagenet-128", "BigGAN (batch 2048)", "big_resnet", "ImageNet (ILSVRC-2012, 1000 classes)",
-           "ImageNet", 128, 1000, 7.893, 99.705, "ImageNet_tailored", ("imagenet",)),
-    _entry("studiogan-reacgan-imagenet-128", "ReACGAN (batch 2048)", "big_resnet",
-           "ImageNet (ILSVRC-2012, 1000 classes)", "ImageNet", 128, 1000, 8.206, 96.299, "ImageNet_tailored",
-           ("imagenet",)),
+    _entry("studiogan-biggan-imagenet-128", "BigGAN (batch 2048)", "big_resnet", _IN, "ImageNet", 128, 1000, 7.893,
+           99.705, "ImageNet_tailored", ("imagenet",)),
+    _entry("studiogan-reacgan-imagenet-128", "ReACGAN (batch 2048)", "big_resnet", _IN, "ImageNet", 128, 1000,
+           8.206, 96.299, "ImageNet_tailored", ("imagenet",)),
+    _entry("studiogan-biggan-afhqv2-256", "BigGAN", "big_resnet", "AFHQv2 (cat, dog, wild)", "AFHQv2", 256, 3,
+           None, None, "AFHQv2_tailored", ("afhq",)),
 )
