@@ -473,3 +473,14 @@ def test_malicious_generator_file_is_refused_unexecuted(tmp_path):
     with pytest.raises(zoo.errors.ZooError, match="allow-list"):
         converters.convert(run, tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_spectral_norm_step_reproduces_studiogans_eval_path(converted_fixture):
+    """Informational golden: StudioGAN's evaluation loop runs one SN power iteration per call (train-mode SN)."""
+    G = zoo.load(converted_fixture("studiogan_biggan_32", "."), quiet=True)
+    gold = golden("studiogan_biggan_32")
+    G.spectral_norm_step_()
+    with torch.no_grad():
+        out = G(gold["z_notrunc"], gold["c"])
+    assert_close(out, gold["img_notrunc_studiogan_eval_firstcall"], 1e-4, "eval path, first call")
+    assert (out - gold["img_notrunc"]).abs().max() > 0.5  # the step matters

@@ -65,12 +65,21 @@ class _SpectralNorm(nn.Module):
         self.register_buffer("weight_u", torch.zeros(rows))
         self.register_buffer("weight_v", torch.zeros(math.prod(shape) // rows))
 
+    def _mat(self) -> torch.Tensor:
+        w = self.weight_orig
+        return (w.transpose(0, 1) if self.sn_dim == 1 else w).reshape(w.shape[self.sn_dim], -1)
+
     @property
     def weight(self) -> torch.Tensor:
-        w = self.weight_orig
-        mat = (w.transpose(0, 1) if self.sn_dim == 1 else w).reshape(w.shape[self.sn_dim], -1)
-        sigma = torch.dot(self.weight_u, torch.mv(mat, self.weight_v))
-        return w / sigma
+        sigma = torch.dot(self.weight_u, torch.mv(self._mat(), self.weight_v))
+        return self.weight_orig / sigma
+
+    @torch.no_grad()
+    def power_iteration_(self, eps: float = 1e-6) -> None:
+        """One train-mode step of torch's ``spectral_norm`` (eps 1e-6 as ``ops.sn*``): update v, then u."""
+        mat = self._mat()
+        self.weight_v.copy_(F.normalize(torch.mv(mat.t(), self.weight_u), dim=0, eps=eps))
+        self.weight_u.copy_(F.normalize(torch.mv(mat, self.weight_v), dim=0, eps=eps))
 
 
 class SNLinear(_SpectralNorm):
@@ -388,6 +397,19 @@ class StudioGANGenerator(GanGenerator):
         if self.backbone == "deep_conv":
             return torch.tanh(self.conv4(x))
         return torch.tanh(self.conv2d5(activation(self.act, self.bn4(x))))
+
+    def spectral_norm_step_(self, steps: int = 1) -> None:
+        """Run ``steps`` power iterations on every spectral-norm layer (updating the stored u/v in place).
+
+        StudioGAN's evaluation path (``GeneratorController.prepare_generator``) puts convolutions and linears back
+        in train mode, so torch's spectral norm steps once before every call and outputs drift. ``steps=1`` on a
+        freshly loaded model, then a normal call, reproduces that path's first call; the published numbers of
+        this zoo are the ``eval()`` ones with the stored vectors.
+        """
+        for _ in range(int(steps)):
+            for m in self.modules():
+                if isinstance(m, _SpectralNorm):
+                    m.power_iteration_()
 
     @property
     def linear0_reads_condition(self) -> bool:
