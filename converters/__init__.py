@@ -25,6 +25,7 @@ from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
 from . import r3gan  # noqa: F401
 from . import rosinality  # noqa: F401
+from . import studiogan  # noqa: F401
 from . import stylegan3  # noqa: F401
 from . import stylegan_xl  # noqa: F401
 from . import tf_stylegan1  # noqa: F401

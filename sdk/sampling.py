@@ -53,6 +53,17 @@ Z_CONVENTIONS = {"nvidia": _nvidia_z, "torch": _torch_z}
 Z_CONVENTIONS["biggan"] = biggan_seed_to_z
 
 
+def _studiogan_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
+    """StudioGAN's sampler for one seed (``fix_seed``; labels drawn first; psi == 1: randn, else truncnorm(-psi,
+    psi)); see :func:`zoo.models.studiogan.sample_zy`."""
+    from zoo.models.studiogan import studiogan_seed_to_z
+
+    return studiogan_seed_to_z(seed, z_dim, psi)
+
+
+Z_CONVENTIONS["studiogan"] = _studiogan_z
+
+
 def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:
     """Truncation trick on W/W+ latents: lerp ``ws[:, :cutoff]`` towards ``G``'s ``w_avg``.
 

@@ -8,6 +8,7 @@ from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import progan  # noqa: F401
 from . import r3gan  # noqa: F401
+from . import studiogan  # noqa: F401
 from . import stylegan1  # noqa: F401
 from . import stylegan2  # noqa: F401
 from . import stylegan2_tf  # noqa: F401
