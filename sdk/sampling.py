@@ -77,15 +77,27 @@ def _batches(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
         yield items[i:i + size]
 
 
+def default_noise_mode(G: Any) -> str:
+    """The noise mode sampling uses when none is given: the family's ``default_noise_mode``, else ``"const"``.
+
+    Families that store no noise (FastGAN, Projected GAN) default to ``"none"``, so a seed gives one image.
+    """
+    return str(getattr(G, "default_noise_mode", None) or "const")
+
+
 def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-             class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+             class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int = 8,
+             quiet: bool = True,
              translate: Sequence[float] | None = None, rotate: float | None = None,
              **forward_kwargs: Any) -> torch.Tensor:
     """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1]).
 
     ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
-    ``gen_images.py``; the model's own transform is restored afterwards.
+    ``gen_images.py``; the model's own transform is restored afterwards. ``noise_mode=None`` uses
+    :func:`default_noise_mode`.
     """
+    if noise_mode is None:
+        noise_mode = default_noise_mode(G)
     if translate is not None or rotate is not None:
         from .transform import input_transform, inverse_transform
 
@@ -119,7 +131,7 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
 
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-           class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
+           class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int = 8, quiet: bool = True,
            translate: Sequence[float] | None = None, rotate: float | None = None,
            **forward_kwargs: Any) -> list[Image.Image]:
     """One PIL image per seed; the same seed gives the same image whatever ``batch_size``."""

@@ -18,7 +18,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--trunc-cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
 @click.option("--class", "class_idx", default=None,
               help='Class index or name, e.g. 207 or "golden retriever" (conditional models).')
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default=None,
+              help="Noise inputs [default: the model's: const, or none for families that store no noise].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
@@ -35,7 +36,7 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
-               noise_mode: str, batch_size: int, device: str, backend: str, provider: str, outdir: str | None,
+               noise_mode: str | None, batch_size: int, device: str, backend: str, provider: str, outdir: str | None,
                grid: str | None, cols: int | None, translate: str | None, rotate: float | None, as_json: bool,
                quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
