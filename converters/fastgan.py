@@ -38,6 +38,10 @@ from .statedict import pickle_strings
 BUFFER_SUFFIXES = (".weight_u", ".weight_v", ".running_mean", ".running_var", ".num_batches_tracked")
 TRAINING_KEYS = ("d", "opt_g", "opt_d")
 INIT_KEY = "init.init.0.weight_orig"
+NOISE_NOTE = ("FastGAN stores no noise: upstream draws fresh noise at every call. Sampling defaults to "
+              "noise_mode='none' (zero noise, one image per seed); noise_mode='random' draws torch.randn in "
+              "upstream's order, so torch.manual_seed(s) right before the call reproduces upstream. Images are the "
+              "raw to_big output (tanh only at 1024 px).")
 
 
 def strip_module(sd: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -176,7 +180,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor], where: str = "checkpoint") -
     expected = expected_shapes(kwargs)
     check_layout(folded, expected, where, f"FastGAN {kwargs['im_size']}px Generator")
     tensors = strict_map(folded, [(re.escape(k), k) for k in expected], where=where)
-    return Converted("fastgan", kwargs, tensors)
+    return Converted("fastgan", kwargs, tensors, extra_config={"card_notes": NOISE_NOTE})
 
 
 def convert_file(path: Path) -> Converted:

@@ -197,8 +197,14 @@ def convert_generator(g: Any, where: str = "G_ema") -> Converted:
     if not kwargs["lite"]:
         notes.append("this generator injects fresh random noise upstream; noise_mode='none' (the sampling default) "
                      "omits it, noise_mode='random' reproduces upstream's draw after torch.manual_seed")
+    card = ("The generator stores no noise" + ("; FastGAN-lite injects none, so every noise_mode gives the same image."
+                                              if kwargs["lite"] else
+                                              ": upstream draws fresh noise at every call. Sampling defaults to "
+                                              "noise_mode='none' (deterministic); noise_mode='random' reproduces "
+                                              "upstream's draw after torch.manual_seed.")
+            + " truncation_psi is accepted and ignored, as upstream (the generator normalises z).")
     return Converted("projected-fastgan", kwargs, out, notes=notes,
-                     extra_config={"upstream_codebase": "projected-gan"})
+                     extra_config={"upstream_codebase": "projected-gan", "card_notes": card})
 
 
 def convert_snapshot(snapshot: Mapping[str, Any], where: str = "snapshot") -> Converted:

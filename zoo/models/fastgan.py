@@ -431,7 +431,7 @@ _PG_NOTE = ("Code: MIT (autonomousvision/projected-gan). The weights carry no se
 
 
 def _pg(name: str, dataset: str, res: int, fid: float | None, tags: tuple[str, ...] = ()) -> ModelEntry:
-    return ModelEntry(name=f"projected-gan-{name}", family="projected-gan", architecture="projected-fastgan",
+    return ModelEntry(name=f"projected-gan-{name.replace('_', '-')}", family="projected-gan", architecture="projected-fastgan",
                       source_format="projected-gan-pickle", url=f"{_PG}/{name}.pkl", dataset=dataset,
                       resolution=res, license="mit", paper=_PG_PAPER, fid=fid, source_file=f"{name}.pkl",
                       license_note=_PG_NOTE, tags=("few-shot",) + tags,
