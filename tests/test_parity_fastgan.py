@@ -172,3 +172,32 @@ def test_latent_toolkit_in_z(G):
         err0 = (G(start) - target).square().mean().item()
     assert inv.space == "z" and inv.latent.shape == (1, 32)
     assert (inv.reconstruction - target).square().mean().item() < err0
+
+
+def test_other_families_keep_const_noise_by_default():
+    from zoo.models.stylegan2 import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64,
+                           channel_max=8).eval()
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(1.0)
+    assert sdk.sampling.default_noise_mode(G) == "const"
+    a = sdk.generate(G, [0])
+    assert torch.equal(a, sdk.generate(G, [0], noise_mode="const"))
+    assert not torch.equal(a, sdk.generate(G, [0], noise_mode="none"))
+
+
+def test_cli_convert_detects_and_refuses(tmp_path):
+    ck = _ckpt("50000.pth")
+    ok = CliRunner().invoke(cli, ["convert", str(fixture_dir(FIX) / "50000.pth"), str(tmp_path / "m"), "--json", "-q"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["provenance"]["source_format"] == "fastgan"
+    assert "noise_mode='none'" in (tmp_path / "m" / "README.md").read_text()
+    ck["g"] = {k: v for k, v in ck["g"].items() if not k.startswith("module.se_128.")}
+    torch.save(ck, tmp_path / "bad.pth")
+    bad = CliRunner().invoke(cli, ["convert", str(tmp_path / "bad.pth"), str(tmp_path / "b"), "-q"])
+    assert bad.exit_code != 0 and "missing se_128.main.1.weight" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
