@@ -226,7 +226,17 @@ def convert_file(path: Path) -> Converted:
 
 def _sniff(path: Path, head: bytes) -> bool:
     # Before nvidia-pickle: a projected-gan snapshot names pg_modules classes; the NVIDIA allow-list has none.
-    return path.is_file() and head[:1] == b"\x80" and b"pg_modules." in head
+    if not path.is_file() or head[:1] != b"\x80":
+        return False
+    if b"pg_modules." in head:
+        return True
+    if b"torch_utils.persistence" in head:
+        # --cfg stylegan2: a persistent G comes first, the projected discriminator's classes further on
+        import mmap
+
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(b"pg_modules.") >= 0
+    return False
 
 
 register_format(SourceFormat(

@@ -345,3 +345,59 @@ def test_full_and_conditional_variants(tmp_path, upstream_names, cond):
     assert err < 1e-4, err
     assert (quiet - want).abs().max().item() > 1e-3  # the noise matters, so the draw order was checked
     assert G.num_noise_inputs == (12 if cond else 10)
+
+
+class ProjectedDiscriminator(nn.Module):
+    pass
+
+
+class EasyDict(dict):
+    pass
+
+
+def test_stylegan2_cfg_snapshot_goes_to_the_nvidia_converter(tmp_path, monkeypatch):
+    """--cfg stylegan2: persistent G_ema (NVIDIA format) beside a pg_modules discriminator."""
+    from converters.nvidia import PersistentRecord, read_snapshot as nvidia_read
+
+    src = sorted(fixture_dir("sg2ada_uncond_64").glob("*.pkl"))[0]
+    snap = nvidia_read(src)
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # only its import path is pickled
+        raise AssertionError("never called")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", persistence)
+    disc = types.ModuleType("pg_modules.discriminator")
+    disc.ProjectedDiscriminator = ProjectedDiscriminator
+    monkeypatch.setitem(sys.modules, "pg_modules", types.ModuleType("pg_modules"))
+    monkeypatch.setitem(sys.modules, "pg_modules.discriminator", disc)
+    monkeypatch.setattr(ProjectedDiscriminator, "__module__", "pg_modules.discriminator")
+    dnnlib_util = types.ModuleType("dnnlib.util")
+    dnnlib_util.EasyDict = EasyDict
+    monkeypatch.setitem(sys.modules, "dnnlib", types.ModuleType("dnnlib"))
+    monkeypatch.setitem(sys.modules, "dnnlib.util", dnnlib_util)
+    monkeypatch.setattr(EasyDict, "__module__", "dnnlib.util")
+    from converters.safe_pickle import StubDict
+
+    class P(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, PersistentRecord):
+                meta = {"class_name": obj.class_name, "module_src": obj.module_src, "state": obj.state}
+                return _reconstruct_persistent_obj, (meta,)
+            if isinstance(obj, StubDict):
+                return EasyDict, (dict(obj),)
+            return NotImplemented
+
+    path = tmp_path / "network-snapshot.pkl"
+    with open(path, "wb") as f:
+        P(f, protocol=4).dump({"G": snap["G_ema"], "G_ema": snap["G_ema"], "D": ProjectedDiscriminator(),
+                               "training_set_kwargs": {}, "progress": {}})
+    assert converters.detect_format(path).name == "projected-gan-pickle"
+    config, tensors = converters.convert_to_config(path)
+    ref_config, ref = converters.convert_to_config(src)
+    assert config["architecture"] == ref_config["architecture"] == "stylegan2"
+    assert tensors.keys() == ref.keys() and all(torch.equal(tensors[k], ref[k]) for k in ref)
