@@ -465,7 +465,7 @@ _FG_NOTE = ("Code and weights: GPL-3.0 (odegeasslbc/FastGAN-pytorch); the README
 def _fg(name: str, dataset: str, res: int, fid: float | None, tags: tuple[str, ...] = ()) -> ModelEntry:
     return ModelEntry(name=f"fastgan-{name}", family="fastgan", architecture="fastgan", source_format="fastgan",
                       url=_FG_URL, dataset=dataset, resolution=res, license="gpl-3.0", paper=_FG_PAPER, fid=fid,
-                      source_file="all_<iter>.pth or <iter>.pth (per-dataset folder)", license_note=_FG_NOTE,
+                      source_file="all_50000.pth", license_note=_FG_NOTE,
                       tags=("few-shot",) + tags,
                       notes=("Shared as a Google Drive folder (no direct file URL): download the dataset's "
                              "checkpoint and convert it with `ganzoo convert`. Each model was trained with its own "
