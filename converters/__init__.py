@@ -20,9 +20,11 @@ from zoo.registry import entry_for_sha256
 # Importing a format module registers it; one a line (keep sorted).
 from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
+from . import fastgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
+from . import projected_gan  # noqa: F401
 from . import r3gan  # noqa: F401
 from . import rosinality  # noqa: F401
 from . import studiogan  # noqa: F401

@@ -87,8 +87,16 @@ def _parse_device(G: Any) -> torch.device:
         return torch.device("cpu")
 
 
+def default_noise_mode(G: Any) -> str:
+    """The noise mode sampling uses when none is given: the family's ``default_noise_mode``, else ``"const"``.
+
+    Families that store no noise (FastGAN, Projected GAN) default to ``"none"``, so a seed gives one image.
+    """
+    return str(getattr(G, "default_noise_mode", None) or "const")
+
+
 def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-             class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int | None = None,
+             class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
              quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
              backend: "str | BackendChoice" = "auto", precision: str = "fp32",
              **forward_kwargs: Any) -> torch.Tensor:
@@ -100,8 +108,11 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
     ``precision="bf16"`` (CPUs with AVX512-BF16 / AMX) or ``"fp16"`` (CUDA) is an opt-in faster, lossy path;
     ``sdk.backends.precision_quality`` measures its PSNR against fp32.
     ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
-    ``gen_images.py``; the model's own transform is restored afterwards.
+    ``gen_images.py``; the model's own transform is restored afterwards. ``noise_mode=None`` uses
+    :func:`default_noise_mode`.
     """
+    if noise_mode is None:
+        noise_mode = default_noise_mode(G)
     if translate is not None or rotate is not None:
         from .transform import input_transform, inverse_transform
 
@@ -150,7 +161,7 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
 
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-           class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int | None = None,
+           class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
            quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
            backend: "str | BackendChoice" = "auto", precision: str = "fp32",
            **forward_kwargs: Any) -> list[Image.Image]:

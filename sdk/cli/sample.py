@@ -18,7 +18,8 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--trunc-cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
 @click.option("--class", "class_idx", default=None,
               help='Class index or name, e.g. 207 or "golden retriever" (conditional models).')
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default=None,
+              help="Noise inputs [default: the model's: const, or none for families that store no noise].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Images per forward pass (default: the fastest measured for this model and machine).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
@@ -40,9 +41,9 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
-               noise_mode: str, batch_size: int | None, device: str, backend: str, precision: str, provider: str,
-               outdir: str | None, grid: str | None, cols: int | None, translate: str | None, rotate: float | None,
-               as_json: bool, quiet: bool) -> None:
+               noise_mode: str | None, batch_size: int | None, device: str, backend: str, precision: str,
+               provider: str, outdir: str | None, grid: str | None, cols: int | None, translate: str | None,
+               rotate: float | None, as_json: bool, quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
@@ -62,12 +63,14 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     cls = resolve_class(G, class_idx)
     if shift is not None or rotate is not None:
         sdk.transform.transform_buffer(G)  # fail before sampling when the model is not StyleGAN3
+    if noise_mode is None:
+        noise_mode = sdk.sampling.default_noise_mode(G)
     choice = None
     if shift is None and rotate is None:
         from sdk.backends import resolve
 
-        _, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=trunc_cutoff, quiet=quiet,
-                            precision=precision)
+        _, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=trunc_cutoff,
+                            quiet=quiet, precision=precision)
         if not quiet:
             size = "measured while sampling" if choice.batch_size is None else f"batch {choice.batch_size}"
             click.echo(f"ganzoo: backend {choice.backend}, {size} ({choice.source}: {choice.reason})", err=True)
