@@ -119,7 +119,9 @@ def map_folder(make_fn: Callable[[], PhotoFn], photos: str | os.PathLike[str], o
             if old.get("settings") != (settings or {}):
                 raise DatasetError(f"{dest} holds results made with other settings ({old.get('settings')}); use "
                                    "another --outdir or the same settings to resume")
-        report = FolderReport(out=str(dest), report=str(report_path), photos=dict(old.get("photos", {})))
+        # the report describes the photos in the folder now (a photo removed since keeps its results on disk)
+        report = FolderReport(out=str(dest), report=str(report_path),
+                              photos={k: v for k, v in old.get("photos", {}).items() if k in items})
         for p in dest.iterdir():  # temporaries of a killed worker
             if p.name.startswith(".") and ".tmp-" in p.name:
                 import shutil
