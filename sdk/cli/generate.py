@@ -42,6 +42,8 @@ def generate_cmd(model: str, num: int | None, seeds: str | None, out: str, fmt: 
 
     if (num is None) == (seeds is None):
         raise click.UsageError("give exactly one of --num N or --seeds A-B")
+    if address and engine != "ray":
+        raise click.UsageError("--address is a Ray cluster address: add --engine ray")
     cls: int | str | None = class_idx
     if class_idx is not None and class_idx.strip().isdigit():
         cls = int(class_idx)

@@ -73,9 +73,11 @@ class ShardWorker:
         path = shard_path(self.out, spec.name, job["format"])
         WRITERS[job["format"]](path, samples, job.get("meta") or {})
         digest, size = sha256_path(path)
-        return {"name": spec.name, "file": path.name, "seeds": [spec.first, spec.last],
-                "ranges": [list(r) for r in spec.ranges], "count": len(samples), "size": size, "sha256": digest,
-                "pid": os.getpid(), "seconds": round(time.perf_counter() - t0, 4)}
+        record = {"name": spec.name, "file": path.name, "seeds": [spec.first, spec.last], "count": len(samples),
+                  "size": size, "sha256": digest, "pid": os.getpid(), "seconds": round(time.perf_counter() - t0, 4)}
+        if len(spec.ranges) > 1:  # a gap in the seed list inside this shard
+            record["ranges"] = [list(r) for r in spec.ranges]
+        return record
 
 
 def load_generator(model: str, backend: str, device: str) -> Any:

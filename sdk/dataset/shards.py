@@ -197,9 +197,10 @@ class Manifest:
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = {"ganzoo_dataset": DATASET_FORMAT_VERSION, **self.info, "settings": self.settings,
-                "shards": dict(sorted(self.shards.items()))}
-        return json.dumps(data, indent=1) + "\n"
+        head = {"ganzoo_dataset": DATASET_FORMAT_VERSION, **self.info, "settings": self.settings}
+        text = json.dumps(head, indent=1)[:-2]  # without the closing brace: the shards follow, one per line
+        rows = [f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in sorted(self.shards.items())]
+        return text + ',\n "shards": {' + ("\n" + ",\n".join(rows) + "\n " if rows else "") + "}\n}\n"
 
     def save(self, folder: Path) -> None:
         write_text_atomic(folder / MANIFEST_NAME, self.to_json())
