@@ -15,7 +15,7 @@ from PIL import Image
 import sdk
 import zoo
 from sdk.cli import cli
-from sdk.dataset import generate_dataset
+from sdk.dataset import DatasetSettingsError, generate_dataset
 
 ray = pytest.importorskip("ray")
 
@@ -79,6 +79,8 @@ def test_killed_worker_and_crashed_driver_resume_exactly_once(cluster, tmp_path)
     victim.write_bytes(good[:-700])
     r = generate_dataset("dcgan-digiface-64", out, **kw)
     assert r.shards_regenerated == ["seeds000004-000004"] and victim.read_bytes() == good
+    with pytest.raises(DatasetSettingsError, match="format"):  # another dataset into the same folder
+        generate_dataset("dcgan-digiface-64", out, **dict(kw, format="npz"))
 
 
 def test_invert_folder_on_ray(cluster, tmp_path):
