@@ -20,7 +20,8 @@ from .sample import DEFAULT_MODEL
 @click.option("--class", "class_idx", default=None,
               help="Conditional models: a class index or name, 'all' (every class per seed) or 'uniform' "
                    "(seed k -> class k mod classes).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "none"]), default="const", show_default=True,
+              help="Per-layer noise (random noise is not reproducible per seed, so not offered).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per forward pass (1 matches `ganzoo sample` bit for bit on every model).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)

@@ -80,7 +80,7 @@ class ShardWorker:
         return record
 
 
-def load_generator(model: str, backend: str, device: str) -> Any:
+def load_generator(model: str, backend: str, device: str, quiet: bool = True) -> Any:
     """The generator a worker runs: ``zoo.load`` (torch) or ``sdk.OnnxGenerator`` (onnx)."""
     import torch
 
@@ -89,10 +89,10 @@ def load_generator(model: str, backend: str, device: str) -> Any:
     if backend == "onnx":
         from sdk.export.onnx_generator import OnnxGenerator
 
-        return OnnxGenerator(model, provider="cuda" if str(device).startswith("cuda") else "cpu", quiet=True)
+        return OnnxGenerator(model, provider="cuda" if str(device).startswith("cuda") else "cpu", quiet=quiet)
     import zoo
 
-    return zoo.load(model, device=device, quiet=True)
+    return zoo.load(model, device=device, quiet=quiet)
 
 
 # --- local ---------------------------------------------------------------------------------------------------

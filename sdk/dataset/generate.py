@@ -102,11 +102,14 @@ def generate_dataset(model: str | os.PathLike[str], out: str | os.PathLike[str],
         raise DatasetError(f"unknown engine {engine!r}; use local or ray")
     if backend not in ("torch", "onnx"):
         raise DatasetError(f"unknown backend {backend!r}; use torch or onnx")
+    if noise_mode not in ("const", "none"):
+        raise DatasetError(f"noise_mode {noise_mode!r} cannot be reproduced per seed; a dataset uses 'const' "
+                           "(the default) or 'none'")
     if batch_size < 1 or num_workers < 1 or shard_size < 1:
         raise DatasetError("batch_size, num_workers and shard_size must be >= 1")
     ranges = parse_seed_ranges(seeds)
     t0 = time.perf_counter()
-    G = load_generator(os.fspath(model), backend, "cpu")
+    G = load_generator(os.fspath(model), backend, "cpu", quiet=quiet)  # licence notice, conversion: once, here
     from sdk.export.exporter import ganzoo_version
     from sdk.latent.latents import generator_sha256, model_id
 
