@@ -15,7 +15,7 @@ from PIL import Image
 import sdk
 import zoo
 from sdk.cli import cli
-from sdk.dataset import DatasetSettingsError, generate_dataset
+from sdk.dataset import DatasetError, DatasetSettingsError, generate_dataset
 
 ray = pytest.importorskip("ray")
 
@@ -46,6 +46,9 @@ def test_ray_one_and_two_workers_equal_sample(cluster, tmp_path, converted_fixtu
         with Image.open(tmp_path / "two" / f"seeds{lo:06d}-{lo + 1:06d}" / f"seed{k:06d}.png") as im:
             got = np.asarray(im)
         assert np.array_equal(got, np.asarray(sdk.sample(G, [k], class_idx=k % G.c_dim)[0])), k
+    if not ray.cluster_resources().get("GPU"):
+        with pytest.raises(DatasetError, match="no GPUs"):
+            generate_dataset(folder, tmp_path / "gpu", device="cuda", num_workers=1, **kw)
 
 
 def test_killed_worker_and_crashed_driver_resume_exactly_once(cluster, tmp_path):

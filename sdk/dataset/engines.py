@@ -173,10 +173,13 @@ class RayHost:
         return self.worker.run(task)
 
 
-def actor_options(ray: Any, use_gpu: bool, num_workers: int, env: dict[str, str]) -> dict[str, Any]:
+def actor_options(ray: Any, use_gpu: bool, num_workers: int, env: dict[str, str],
+                  require_gpu: bool = False) -> dict[str, Any]:
     """Resources per actor: one CPU, and a GPU share when the job runs on CUDA and the cluster has GPUs."""
     opts: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0}
     gpus = float(ray.cluster_resources().get("GPU", 0))
+    if require_gpu and gpus == 0:
+        raise DatasetError("the Ray cluster has no GPUs; use --device cpu (or auto)")
     if gpus > 0 and use_gpu:
         opts["num_gpus"] = 1 if gpus >= num_workers else gpus / num_workers
     env = dict(env)
@@ -188,7 +191,8 @@ def actor_options(ray: Any, use_gpu: bool, num_workers: int, env: dict[str, str]
 
 
 def run_ray(make_worker: Callable[[], Worker], tasks: Iterable[Any], num_workers: int, on_done: OnDone, *,
-            address: str | None = None, env: dict[str, str] | None = None, use_gpu: bool = False) -> None:
+            address: str | None = None, env: dict[str, str] | None = None, use_gpu: bool = False,
+            require_gpu: bool = False) -> None:
     """``num_workers`` Ray actors, each holding one ``make_worker()``; an actor that dies is replaced and its
     unfinished tasks are run again (tasks are idempotent: each writes its result under a temporary name)."""
     ray = _ray()
@@ -198,7 +202,7 @@ def run_ray(make_worker: Callable[[], Worker], tasks: Iterable[Any], num_workers
         started = True
     try:
         _ray_loop(ray, make_worker, deque(tasks), max(1, num_workers), on_done,
-                  actor_options(ray, use_gpu, num_workers, env or {}), env or {})
+                  actor_options(ray, use_gpu, num_workers, env or {}, require_gpu), env or {})
     finally:
         if started:
             ray.shutdown()
@@ -230,12 +234,14 @@ def _ray_loop(ray: Any, make_worker: Callable[[], Worker], todo: deque[Any], n: 
                 load[i] -= 1
                 try:
                     record = ray.get(ref)
-                except RayActorError:  # the worker process died (killed, out of memory): redo its task
+                except RayActorError as e:  # the worker process died (killed, out of memory): redo its task
                     name = _task_name(task)
                     retries[name] = retries.get(name, 0) + 1
                     if retries[name] > MAX_SHARD_RETRIES:
-                        raise DatasetError(f"{name}: its worker died {MAX_SHARD_RETRIES + 1} times (out of "
-                                           "memory?); rerun to resume, finished work is kept") from None
+                        why = next((ln.strip() for ln in str(e).splitlines() if "Error" in ln), "")
+                        raise DatasetError(f"{name}: its worker died {MAX_SHARD_RETRIES + 1} times (out of memory, "
+                                           f"or it cannot load the model{': ' + why[:300] if why else ''}); "
+                                           "rerun to resume, finished work is kept") from None
                     todo.appendleft(task)
                     if not _alive(ray, actors[i]):
                         ray.kill(actors[i])

@@ -107,6 +107,11 @@ def generate_dataset(model: str | os.PathLike[str], out: str | os.PathLike[str],
                            "(the default) or 'none'")
     if batch_size < 1 or num_workers < 1 or shard_size < 1:
         raise DatasetError("batch_size, num_workers and shard_size must be >= 1")
+    if engine == "local" and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DatasetError("CUDA is not available on this machine; use --device cpu")
     ranges = parse_seed_ranges(seeds)
     t0 = time.perf_counter()
     G = load_generator(os.fspath(model), backend, "cpu", quiet=quiet)  # licence notice, conversion: once, here
@@ -182,7 +187,7 @@ def generate_dataset(model: str | os.PathLike[str], out: str | os.PathLike[str],
                 make_worker = functools.partial(ShardWorker, job)
                 if engine == "ray":
                     run_ray(make_worker, todo, num_workers, landed, address=address, env=env_for_workers(),
-                            use_gpu=device != "cpu")
+                            use_gpu=device != "cpu", require_gpu=device.startswith("cuda"))
                 else:
                     run_local(make_worker, todo, num_workers, landed)
         report.seconds = round(time.perf_counter() - t0, 3)
