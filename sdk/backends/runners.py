@@ -9,7 +9,6 @@ images within the fp32 export tolerance.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -129,18 +128,10 @@ def _graph_inputs(G: Any, z: torch.Tensor, c: torch.Tensor | None, truncation_ps
 
 
 def _atomic_build(path: Path, build: Callable[[Path], None]) -> Path:
-    from ..export.exporter import _chmod_like_new_file
+    from zoo.fileio import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        build(Path(tmp))
-        _chmod_like_new_file(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, suffix=path.suffix) as tmp:
+        build(tmp)
     return path
 
 

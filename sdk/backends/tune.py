@@ -65,13 +65,9 @@ def _choice_file(weights: str, device: torch.device | str) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from ..export.exporter import _chmod_like_new_file
+    from zoo.fileio import write_text_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    _chmod_like_new_file(tmp)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from .convert import convert_cmd
 from .edit import edit_cmd, interpolate_cmd, mix_cmd
 from .hub import push_cmd
 from .export import export_cmd
+from .generate import generate_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 from .invert import invert_cmd
@@ -37,6 +38,7 @@ cli.add_command(cache_group)
 cli.add_command(export_cmd)
 cli.add_command(invert_cmd)
 cli.add_command(tune_cmd)
+cli.add_command(generate_cmd)
 
 
 def main() -> None:

@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.fileio import atomic_write, chmod_like_new_file
 
 #: Max-abs tolerance of onnxruntime vs torch (fp32 weights, images in [-1, 1]). Measured errors of the
 #: test generators are ~1e-5; reordered float sums in a 1024 px generator stay well below 1e-3.
@@ -404,10 +404,7 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
         raise OnnxExportError(f"exported graph inputs {names_in_graph} differ from {module.names}: an input was "
                               "folded into a constant (e.g. truncation_psi used in Python control flow)")
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_write(out) as tmp:
         onnx.save_model(proto, tmp)
         onnx.checker.check_model(os.fspath(tmp), full_check=True)
         batches = tuple(verify_batches) if dynamic_batch else (1,)
@@ -420,18 +417,10 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
         if not worst <= tol:
             raise OnnxExportError(f"onnxruntime output differs from torch by {worst:.3g} (max-abs, per batch "
                                   f"{errors}) > tolerance {tol:g}; nothing written")
-        _chmod_like_new_file(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportReport(path=str(out), parts=parts, precision=precision, opset=opset, dynamic_batch=dynamic_batch,
                         inputs=_shapes(proto.graph.input), outputs=_shapes(proto.graph.output),
                         max_abs_error=errors, tolerance=tol, size_bytes=out.stat().st_size,
                         metadata={k[len(METADATA_PREFIX):]: v for k, v in meta.items()}, verify_seed=seed)
 
 
-def _chmod_like_new_file(p: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    p.chmod(0o666 & ~mask)
+_chmod_like_new_file = chmod_like_new_file  # older name, kept for importers

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exporter import OnnxExportError, export_onnx, _cpu_session, _chmod_like_new_file
+from zoo.fileio import atomic_write, chmod_like_new_file, write_text_atomic
+
+from .exporter import OnnxExportError, export_onnx, _cpu_session
 from .onnx_generator import input_dtypes
 
 QUALITY_SEEDS = tuple(range(8))
@@ -46,20 +48,13 @@ def convert_to_ort(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> 
     import onnxruntime as ort
 
     dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp.ort", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_write(dst, suffix=".tmp.ort") as tmp:
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.optimized_model_filepath = tmp
+        so.optimized_model_filepath = os.fspath(tmp)
         so.add_session_config_entry("session.save_model_format", "ORT")
         ort.InferenceSession(os.fspath(src), so, providers=["CPUExecutionProvider"])
-        _chmod_like_new_file(Path(tmp))
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dst
 
 
@@ -132,7 +127,7 @@ def _quantize(src: str | os.PathLike[str], dst: Path, calibration_seeds: Sequenc
         if info["quantized_nodes"] == 0:
             raise OnnxExportError("int8 quantization found no Conv / ConvTranspose / MatMul / Gemm to quantize")
         _copy_metadata(src, out, precision="int8")
-        _chmod_like_new_file(out)
+        chmod_like_new_file(out)
         os.replace(out, dst)
     return dst, info
 
@@ -326,9 +321,7 @@ def export_bundle(G: nn.Module, out: str | os.PathLike[str], *, parts: str = "fu
         say("checking mobile usability (NNAPI / CoreML / XNNPACK)")
         report["mobile_usability"] = mobile_usability(out)
     rp = report_path(out)
-    tmp = rp.with_name(f".{rp.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, rp)
+    write_text_atomic(rp, json.dumps(report, indent=2, default=str) + "\n")
     report["report_path"] = str(rp)
     return report
 
