@@ -21,6 +21,7 @@ from zoo.registry import entry_for_sha256
 from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
+from . import mobilestylegan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
 from . import rosinality  # noqa: F401

@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
+from . import mobilestylegan  # noqa: F401
 from . import progan  # noqa: F401
 from . import stylegan2  # noqa: F401
 from . import stylegan2_tf  # noqa: F401
