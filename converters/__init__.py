@@ -26,6 +26,7 @@ from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
 from . import rosinality  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import styleswin  # noqa: F401
 from . import tf_stylegan2  # noqa: F401
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 

@@ -11,3 +11,4 @@ from . import progan  # noqa: F401
 from . import stylegan2  # noqa: F401
 from . import stylegan2_tf  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import styleswin  # noqa: F401
