@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ConversionError
-from zoo.format import build_config, check_tensors
+from zoo.format import build_config, check_tensors, expected_tensors
 from zoo.models.mobilestylegan import haar_filters
 
 from .base import Converted, SourceFormat, register_format, strict_map
@@ -74,7 +74,7 @@ def infer_config(sd: dict[str, torch.Tensor], where: str) -> dict[str, Any]:
     if i == 0:
         raise ConversionError(f"{where}: student has no layers.N blocks (student.layers.0.conv2.conv.weight_permute "
                               "missing); not a MobileSynthesisNetwork")
-    if f"student.layers.0.conv1.conv.weight" in sd:
+    if "student.layers.0.conv1.conv.weight" in sd:
         raise ConversionError(f"{where}: student blocks use full (not depthwise) modulated convolutions; only "
                               "upstream's ModulatedDWConv2d student is supported")
     return dict(style_dim=style_dim, n_mlp=n_mlp, channels=channels)
@@ -96,6 +96,15 @@ def _style_mean(value: Any, num_ws: int, style_dim: int, where: str) -> tuple[to
         return rows[0].clone(), f"style_mean [1, {num_ws}, {style_dim}] with equal rows (W+ era checkpoint)"
     raise ConversionError(f"{where}: style_mean has shape {list(v.shape)}; expected [1, {style_dim}] or "
                           f"[1, {num_ws}, {style_dim}]")
+
+
+def _source_name(key: str) -> str:
+    """The checkpoint key a converted tensor name comes from (for error messages)."""
+    if key.startswith("synthesis."):
+        return "student." + key[len("synthesis."):]
+    if key == "mapping.w_avg":
+        return "style_mean"
+    return "mapping_net." + key[len("mapping."):]
 
 
 def convert_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> Converted:
@@ -120,6 +129,14 @@ def convert_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> Conve
     tensors = strict_map(sd, TABLE, ignore=IGNORED, where=f"{where}: state_dict key")
     tensors = {k: v.to(torch.float32) for k, v in tensors.items()}
     tensors["mapping.w_avg"] = w_avg
+    expected = expected_tensors(config)
+    unknown = sorted(_source_name(k) for k in set(tensors) - set(expected))
+    missing = sorted(_source_name(k) for k in set(expected) - set(tensors))
+    if unknown or missing:
+        parts = ([f"unrecognised {', '.join(unknown[:6])}"] if unknown else []) + \
+            ([f"missing {', '.join(missing[:6])}"] if missing else [])
+        raise ConversionError(f"{where}: the student/mapping differ from upstream's MobileStyleGAN layout for "
+                              f"channels {cfg['channels']}: {'; '.join(parts)}")
     try:
         check_tensors(config, tensors, where=f"{where}: converted student")
     except ValueError as e:

@@ -53,6 +53,11 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
         self.activation = activation
 
+    @property
+    def weight_gain(self) -> float:
+        """The runtime weight scale (what SeFa multiplies the stored weight by)."""
+        return self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation:
             out = F.linear(x, self.weight * self.scale)
@@ -196,6 +201,7 @@ class MultichannelImage(nn.Module):
     def __init__(self, channels_in: int, channels_out: int, style_dim: int) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(channels_in, channels_out, style_dim, 1, demodulate=False)
+        self.conv.is_torgb = True  # an output head: SeFa leaves its style affine out by default
         self.bias = nn.Parameter(torch.zeros(1, channels_out, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -343,6 +349,8 @@ class MobileStyleGANGenerator(StyleGenerator):
 
     architecture = "mobilestylegan"
     z_convention = "torch"
+    #: upstream's name for the style affines (``sdk.directions.sefa`` looks for these under ``synthesis``)
+    style_affine_names = ("modulation",)
 
     def __init__(self, style_dim: int, n_mlp: int, channels: Sequence[int], lr_mlp: float = 0.01) -> None:
         super().__init__()
@@ -377,8 +385,9 @@ register_models(
         paper="MobileStyleGAN: A Lightweight Convolutional Neural Network for High-Fidelity Image Synthesis "
               "(Belousov, arXiv 2104.04767, 2021)",
         fid=7.75, source_file="mobilestylegan_ffhq.ckpt",
-        license_note="Code and checkpoint: Apache-2.0 (bes-dev/MobileStyleGAN.pytorch). Distilled from NVIDIA's "
-                     "StyleGAN2 FFHQ config-f; FFHQ images are under their own licences (CC BY-NC-SA 4.0 dataset).",
+        license_note="Code and checkpoint: Apache-2.0 (bes-dev/MobileStyleGAN.pytorch). The student was distilled "
+                     "from NVIDIA's StyleGAN2 FFHQ config-f (NVIDIA Source Code License-NC); upstream does not "
+                     "say whether that licence reaches the distilled weights.",
         notes="Student network of the released Lightning checkpoint (md5 8de24b4d08049c32dbec8beca5ed2074 per "
               "configs/model_zoo.json); the StyleGAN2 teacher in the same file is not converted.",
         tags=("mobile", "distilled", "style-based"),

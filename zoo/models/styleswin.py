@@ -305,6 +305,8 @@ class StyleSwinGenerator(StyleGenerator):
 
     architecture = "styleswin"
     z_convention = "torch"
+    #: the AdaIN style affines (``norm1.style`` / ``norm2.style``) are what SeFa factorises
+    style_affine_names = ("style",)
 
     def __init__(self, size: int, style_dim: int, n_mlp: int, channels: Sequence[int],
                  heads_per_attention: Sequence[int], window_sizes: Sequence[int], lr_mlp: float = 0.01,
