@@ -328,7 +328,7 @@ class StyleSwinGenerator(StyleGenerator):
 def mean_latent(G: StyleSwinGenerator, n: int = MEAN_LATENT_SAMPLES, seed: int = MEAN_LATENT_SEED) -> torch.Tensor:
     """``[w_dim]``: the mapping's mean over ``n`` z drawn by ``torch.Generator().manual_seed(seed)`` (the
     values ``torch.manual_seed(seed); torch.randn(n, style_dim)`` gives), rosinality's ``mean_latent`` recipe."""
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(int(seed))).to(G.mapping.w_avg.device)
     with torch.no_grad():
         return G.mapping.style(z).mean(0)
 
