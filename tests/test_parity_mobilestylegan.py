@@ -141,6 +141,19 @@ def test_refuses_unknown_variants(ckpt):
         convert_checkpoint(dict(ckpt, state_dict=no_student))
 
 
+def test_cli_refuses_a_variant_naming_what_differs(ckpt, tmp_path):
+    from sdk.cli import cli
+
+    sd = dict(ckpt["state_dict"])
+    sd["style_mean"] = sd["style_mean"].clone()
+    sd["style_mean"][0, 2] += 0.5
+    path = tmp_path / "per_layer_mean.ckpt"
+    torch.save({"pytorch-lightning_version": "1.0.2", "state_dict": sd}, path)
+    r = CliRunner().invoke(cli, ["convert", str(path), str(tmp_path / "out"), "-q"])
+    assert r.exit_code != 0 and "different rows" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_lightning_callbacks_are_stubs_never_imported(ckpt):
     path = fixture_dir(NAME) / CKPT
     with pytest.raises(pickle.UnpicklingError, match="ModelCheckpoint"):

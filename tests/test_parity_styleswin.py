@@ -118,6 +118,18 @@ def test_takes_g_ema_and_refuses_variants(ckpt):
         convert_checkpoint(dict(ckpt, g_ema={**g_ema, idx: g_ema[idx].flip(0)}))
 
 
+def test_cli_refuses_a_variant_naming_the_tensor(ckpt, tmp_path):
+    from sdk.cli import cli
+
+    g_ema = dict(ckpt["g_ema"])
+    g_ema["layers.0.blocks.2.qkv.weight"] = g_ema["layers.0.blocks.1.qkv.weight"]  # a third block: not upstream's
+    path = tmp_path / "deeper.pt"
+    torch.save({"g_ema": g_ema}, path)
+    r = CliRunner().invoke(cli, ["convert", str(path), str(tmp_path / "out"), "-q"])
+    assert r.exit_code != 0 and "layers.0.blocks.2.qkv.weight" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_cli_convert_sample_export(tmp_path):
     from sdk.cli import cli
 

@@ -330,6 +330,9 @@ class MobileSynthesisNetwork(nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "none",
                 noise: Sequence[Any] | None = None) -> torch.Tensor:
+        """``noise``: upstream's list, one entry per resolution: ``[1 or N, 1, 4, 4]`` for the 4x4 conv, then per
+        block a ``[2, 1 or N, s, s]`` tensor (or two ``[1 or N, s, s]`` maps) for its conv1 and conv2; a ``None``
+        entry follows ``noise_mode``."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
