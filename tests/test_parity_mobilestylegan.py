@@ -245,3 +245,9 @@ def test_latent_toolkit(G):
     target = sdk.to_pil(gold["img_psi0_7_noise_none"][2:3])[0]
     inv = sdk.invert(G, target, space="w", steps=25, loss="pixel", quiet=True)
     assert inv.latent.shape[-1] == 64 and inv.metrics["psnr"] > 30
+
+
+def test_registry_entry():
+    e = zoo.registry.get_entry("mobilestylegan-ffhq-1024")
+    assert (e.fid, e.resolution, e.license, e.source_format) == (7.75, 1024, "apache-2.0", "mobilestylegan-ckpt")
+    assert e.source_file == "mobilestylegan_ffhq.ckpt" and e.dataset == "FFHQ"

@@ -181,3 +181,14 @@ def test_latent_toolkit(G):
     target = sdk.to_pil(gold["img_psi0_7"][1:2])[0]
     inv = sdk.invert(G, target, space="w", steps=20, loss="pixel", quiet=True)
     assert inv.latent.shape[-1] == 64 and inv.metrics["psnr"] > 20
+
+
+def test_registry_entries():
+    want = {"styleswin-ffhq-256": 2.81, "styleswin-lsunchurch-256": 2.95, "styleswin-celebahq-256": 3.25,
+            "styleswin-ffhq-1024": 5.07, "styleswin-celebahq-1024": 4.43}  # microsoft/StyleSwin README
+    got = {e.name: e for e in zoo.registry.all_entries() if e.family == "styleswin"}
+    assert set(got) == set(want)
+    for name, fid in want.items():
+        e = got[name]
+        assert e.fid == fid and e.license == "mit" and e.source_format == "styleswin-pt"
+        assert e.url.startswith("https://") and e.source_file.endswith(f"_{e.resolution}.pt")
