@@ -52,8 +52,10 @@ def style_affines(G: Any) -> list[tuple[str, nn.Module, int, bool]]:
     if synth is None:
         raise DirectionError(f"{_model_name(G)} is not style-based (no synthesis network)")
     modules = dict(synth.named_modules())
+    # families that keep upstream module names say what their affines are called (default: NVIDIA's "affine")
+    suffixes = tuple(getattr(G, "style_affine_names", ("affine",)))
     affines = [(name, m) for name, m in modules.items()
-               if name.rsplit(".", 1)[-1] == "affine" and isinstance(getattr(m, "weight", None), torch.Tensor)]
+               if name.rsplit(".", 1)[-1] in suffixes and isinstance(getattr(m, "weight", None), torch.Tensor)]
     if not affines:
         raise DirectionError(f"{_model_name(G)}'s synthesis network has no style affine layers")
     dev = _device(G)

@@ -7,6 +7,7 @@ from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
 from . import fastgan  # noqa: F401
 from . import mlpgan  # noqa: F401
+from . import mobilestylegan  # noqa: F401
 from . import progan  # noqa: F401
 from . import r3gan  # noqa: F401
 from . import studiogan  # noqa: F401
@@ -15,3 +16,4 @@ from . import stylegan2  # noqa: F401
 from . import stylegan2_tf  # noqa: F401
 from . import stylegan3  # noqa: F401
 from . import stylegan_xl  # noqa: F401
+from . import styleswin  # noqa: F401
