@@ -23,6 +23,7 @@ from . import dcgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
+from . import psp  # noqa: F401
 from . import rosinality  # noqa: F401
 from . import stylegan3  # noqa: F401
 from . import tf_stylegan2  # noqa: F401
