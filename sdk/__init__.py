@@ -22,3 +22,6 @@ __all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent"
 from .photo.align import AlignedFace, align_face, paste_back  # noqa: E402
 
 __all__ += ["align_face", "AlignedFace", "paste_back"]
+from .photo.pti import PTIReport, pivotal_tuning, save_tuned  # noqa: E402
+
+__all__ += ["pivotal_tuning", "PTIReport", "save_tuned"]
