@@ -58,6 +58,9 @@ def save_image(image: Image.Image, path: str | os.PathLike[str], **kwargs: objec
     os.close(fd)
     try:
         image.save(tmp, format=fmt, **kwargs)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 -> what a plain open() would give
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -112,7 +112,7 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
     if getattr(G, "c_dim", 0):
         raise ValueError("pivotal tuning of conditional generators is not supported")
     with torch.no_grad():
-        before = float(psnr(base.synthesis(ws, noise_mode="const"), target)[0])
+        before = float(psnr(base.synthesis(ws, noise_mode="const").clamp(-1, 1), target)[0])
     history: list[float] = []
     start = time.perf_counter()
     bar = tqdm(total=steps, desc="pivotal tuning", disable=quiet, leave=False)
@@ -141,7 +141,7 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
     bar.close()
     tuned.requires_grad_(False).eval()
     with torch.no_grad():
-        after = float(psnr(tuned.synthesis(ws, noise_mode="const"), target)[0])
+        after = float(psnr(tuned.synthesis(ws, noise_mode="const").clamp(-1, 1), target)[0])
     settings = dict(steps=steps, lr=lr, loss=loss_name, loss_detail=detail, l2_weight=l2_weight,
                     lpips_weight=lpips_weight, locality_weight=locality_weight, locality_alpha=locality_alpha,
                     locality_l2=locality_l2, locality_lpips=locality_lpips, locality_psi=locality_psi, seed=seed,
