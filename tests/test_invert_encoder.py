@@ -55,3 +55,17 @@ def test_default_method_and_mismatched_encoder(converted_fixture, target):
         sdk.invert(G, target, method="encoder", encoder=other)
     with pytest.raises(ImageInputError, match="needs an encoder"):
         sdk.invert(G, target, method="encoder")
+
+
+def test_registered_encoder_on_this_machine_becomes_the_default(converted_fixture, target):
+    """A generator named like a registered one whose encoder is in the local cache starts from that encoder."""
+    import shutil
+
+    from zoo.loading import converted_dir
+
+    folder = converted_fixture(*E4E)
+    shutil.copytree(folder, converted_dir("e4e-ffhq"))  # as if `e4e-ffhq` had been downloaded and converted
+    G = zoo.load(folder).generator
+    G.model_info = {**G.model_info, "model_name": "stylegan2-ffhq"}
+    inv = sdk.invert(G, target, steps=2, quiet=True, loss="pixel")
+    assert inv.method == "encoder+optimize" and inv.encoder == "e4e-ffhq"
