@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import converters
 import sdk
@@ -160,3 +161,28 @@ def test_basic_block_is_torchvision_resnet_arithmetic():
     short = bn(blk.downsample[1], F.conv2d(x, blk.downsample[0].weight, stride=2))
     with torch.no_grad():
         assert_close(blk(x), F.relu(y + short), 1e-6, "BasicBlock")
+
+
+def test_car_encoders_take_and_give_4_by_3_images():
+    """ReStyle / e4e car models: 192x256 inputs, the average image and reconstructions cropped like upstream."""
+    base = read_checkpoint(fixture_dir("psp_64") / FIXTURES["psp_64"])
+    dec = {k: v for k, v in base["state_dict"].items() if k.startswith("decoder.")}
+    with torch.device("meta"):
+        shapes = StyleEncoder("ResNetBackboneEncoder", "resnet34", 6, [16, 16, 32, 32], [3, 4, 6, 3], 36, 10)
+    sd = {f"encoder.{k}": (torch.rand(v.shape) + 0.5 if "running_var" in k else torch.randn(v.shape) * 0.1)
+          if v.is_floating_point() else torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.state_dict().items()}
+    opts = {"encoder_type": "ResNetBackboneEncoder", "input_nc": 6, "output_size": 64, "n_iters_per_batch": 2,
+            "dataset_type": "cars_encode"}
+    conv = convert_encoder_checkpoint({"state_dict": {**sd, **dec}, "opts": opts, "latent_avg": base["latent_avg"]})
+    enc = PSPEncoder(**conv.init_kwargs)
+    enc.load_state_dict(conv.tensors, strict=True)
+    enc.eval()
+    assert enc.input_size == (192, 256) and conv.init_kwargs["family"] == "restyle-psp"
+    with torch.no_grad():
+        full = enc.generator.synthesis(enc.latent_avg.unsqueeze(0), noise_mode="const")  # [1, 3, 64, 64]
+        assert torch.allclose(enc.average_image(), F.adaptive_avg_pool2d(full[:, :, 8:56], (192, 256)))
+        x = torch.rand(1, 3, 192, 256) * 2 - 1
+        assert enc.reconstruct(x).shape == (1, 3, 48, 64)
+        assert enc.reconstruct(x, resize=True).shape == (1, 3, 192, 256)
+    with pytest.raises(ZooError, match="192"):
+        enc.encode(torch.zeros(1, 3, 256, 256))

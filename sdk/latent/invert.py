@@ -436,10 +436,14 @@ def _default_method(G: Any, encoder: Any) -> tuple[str, Any]:
 
 
 def encoder_latent(encoder: Any, image: Any, fit: str = "crop", n_iters: int | None = None) -> torch.Tensor:
-    """``encoder.encode`` of ``image`` (any size; resized to the encoder's 256 px input). [1, num_ws, w_dim]."""
-    from zoo.models.encoders import INPUT_SIZE
-
-    x = prepare_image(image, INPUT_SIZE, 3, fit=fit).to(encoder.latent_avg.device)
+    """``encoder.encode`` of ``image`` (any size; resized to the encoder's input size). [1, num_ws, w_dim]."""
+    h, w = encoder.input_size
+    if h == w:
+        x = prepare_image(image, w, 3, fit=fit)
+    else:  # the car encoders take 4:3 images: resize, do not crop
+        arr = np.asarray(open_image(image).convert("RGB").resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+        x = ((torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) - 127.5) / 127.5).clamp(-1, 1)
+    x = x.to(encoder.latent_avg.device)
     with torch.no_grad():
         return encoder.encode(x, n_iters=n_iters)
 

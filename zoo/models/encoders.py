@@ -264,6 +264,7 @@ class PSPEncoder(nn.Module):
         self.family, self.encoder_type, self.input_nc = family, encoder_type, input_nc
         self.start_from_latent_avg, self.default_n_iters = start_from_latent_avg, default_n_iters
         self.iterative = input_nc == 6 and family.startswith("restyle")
+        self.cars = dataset_type == "cars_encode"  # upstream's only non-square domain
         self.generator = StyleGAN2Generator(**generator_kwargs)
         G = self.generator
         if n_styles != G.num_ws:
@@ -287,13 +288,32 @@ class PSPEncoder(nn.Module):
         """Image channels ``encode`` takes (ReStyle's 6-channel input adds the previous image itself)."""
         return 3 if self.iterative else self.input_nc
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the encoder input: 256 x 256, or 192 x 256 for the car models (their images are 4:3)."""
+        return (192, 256) if self.cars else (INPUT_SIZE, INPUT_SIZE)
+
     def face_pool(self, img: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(img, (INPUT_SIZE, INPUT_SIZE))
 
+    def _crop(self, img: torch.Tensor) -> torch.Tensor:
+        """Cars: the 4:3 image inside the square output (upstream rows 32:224 of 256, 64:448 of 512)."""
+        if not self.cars:
+            return img
+        m = img.shape[-2] // 8
+        return img[:, :, m:img.shape[-2] - m, :]
+
+    def _feedback(self, img: torch.Tensor) -> torch.Tensor:
+        """ReStyle's next-iteration input from a decoder image (upstream ``face_pool``; cars: crop, then pool)."""
+        if self.cars:
+            return F.adaptive_avg_pool2d(self._crop(img), self.input_size)
+        return self.face_pool(img)
+
     def _check(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != (INPUT_SIZE, INPUT_SIZE):
-            raise EncoderInputError(f"encoder input must be [N, {self.in_channels}, {INPUT_SIZE}, {INPUT_SIZE}] in "
-                                    f"[-1, 1], got {list(x.shape)}; resize the aligned photo to {INPUT_SIZE} px")
+        h, w = self.input_size
+        if x.ndim != 4 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != (h, w):
+            raise EncoderInputError(f"encoder input must be [N, {self.in_channels}, {h}, {w}] in [-1, 1], got "
+                                    f"{list(x.shape)}; resize the aligned photo to {w}x{h} px")
 
     def _offset(self, codes: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
         if codes.ndim == 2:  # one w for every layer (learn_in_w), broadcast as the decoder does
@@ -305,9 +325,9 @@ class PSPEncoder(nn.Module):
         return codes.contiguous()
 
     def average_image(self) -> torch.Tensor:
-        """ReStyle's starting image: the decoder's image of ``latent_avg``, pooled to 256 px. [1, 3, 256, 256]."""
+        """ReStyle's starting image: the decoder's image of ``latent_avg``, pooled to the input size. [1, 3, H, W]."""
         ws = self.latent_avg.unsqueeze(0).expand(1, self.num_ws, self.w_dim)
-        return self.face_pool(self.generator.synthesis(ws, noise_mode="const"))
+        return self._feedback(self.generator.synthesis(ws, noise_mode="const"))
 
     def encode(self, x: torch.Tensor, n_iters: int | None = None, *, return_all: bool = False) -> torch.Tensor:
         """Latents ``[N, num_ws, w_dim]`` for images ``x`` ([N, 3, 256, 256], [-1, 1]).
@@ -332,12 +352,12 @@ class PSPEncoder(nn.Module):
         for _ in range(steps):
             ws = self._offset(self.encoder(torch.cat([x, prev], dim=1)), ws)
             out.append(ws)
-            prev = self.face_pool(self.generator.synthesis(ws, noise_mode="const"))
+            prev = self._feedback(self.generator.synthesis(ws, noise_mode="const"))
         return torch.stack(out) if return_all else out[-1]
 
     def decode(self, ws: torch.Tensor, resize: bool = False) -> torch.Tensor:
         img = self.generator.synthesis(ws, noise_mode="const")
-        return self.face_pool(img) if resize else img
+        return self._crop(self.face_pool(img) if resize else img)
 
     def reconstruct(self, x: torch.Tensor, n_iters: int | None = None, resize: bool = False) -> torch.Tensor:
         """The decoder's image of ``encode(x)`` (constant noise); ``resize`` pools it to 256 px as upstream."""
