@@ -167,18 +167,20 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-psnr", action="store_true")
+    ap.add_argument("--skip-timing", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", PerceptualFallbackWarning)
-    rows = timing(args.res, args.steps, args.pti_steps, args.measure)
-    base = rows[0][1]
-    print(f"\nSeconds per photo, {args.res} px config-f decoder + IR-SE50 e4e encoder, random weights, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)\n")
-    print("| method | s/photo | x encoder only | how |")
-    print("|---|---|---|---|")
-    for name, secs, how in rows:
-        print(f"| {name} | {secs:.1f} | {secs / base:.0f} | {how} |")
+    if not args.skip_timing:
+        rows = timing(args.res, args.steps, args.pti_steps, args.measure)
+        base = rows[0][1]
+        print(f"\nSeconds per photo, {args.res} px config-f decoder + IR-SE50 e4e encoder, random weights, "
+              f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)\n")
+        print("| method | s/photo | x encoder only | how |")
+        print("|---|---|---|---|")
+        for name, secs, how in rows:
+            print(f"| {name} | {secs:.1f} | {secs / base:.0f} | {how} |")
     if args.skip_psnr:
         return
     print(f"\nReconstruction PSNR (dB), {args.psnr_res} px decoder, random weights, pixel loss, mean of "

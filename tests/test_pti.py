@@ -69,3 +69,13 @@ def test_save_and_load_as_a_common_format_folder(setup, tmp_path):
     assert torch.allclose(torch.as_tensor(latent).reshape(pivot.shape), pivot)
     with pytest.raises(FileExistsError):
         save_tuned(tuned, folder, rep)
+
+
+def test_a_near_perfect_pivot_is_never_made_worse(setup):
+    """G(pivot) itself as the photo: whatever Adam does near the optimum, the kept weights are no worse."""
+    enc, _, pivot = setup
+    G = enc.generator
+    with torch.no_grad():
+        photo = sdk.to_pil(G.synthesis(pivot, noise_mode="const"))[0]
+    tuned, rep = sdk.pivotal_tuning(G, photo, pivot, steps=5, loss="pixel", lr=1e-2, quiet=True)
+    assert rep.psnr_after >= rep.psnr_before and 0 <= rep.settings["kept_step"] <= 5

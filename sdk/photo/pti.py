@@ -82,7 +82,8 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
                    ) -> tuple[Any, PTIReport]:
     """Tune a copy of style-based ``G`` so ``G(pivot_ws)`` reproduces ``image``; returns ``(G_tuned, report)``.
 
-    ``G`` itself is left unchanged. ``locality_weight=0`` turns the regulariser off.
+    ``G`` itself is left unchanged. ``locality_weight=0`` turns the regulariser off. The returned weights are
+    those of the step with the lowest pivot error (``report.settings["kept_step"]``; ``steps`` = the last).
     """
     if not getattr(G, "style_based", False):
         raise ValueError(f"pivotal tuning needs a style-based generator (W space); {type(G).__name__} has none")
@@ -116,8 +117,15 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
     history: list[float] = []
     start = time.perf_counter()
     bar = tqdm(total=steps, desc="pivotal tuning", disable=quiet, leave=False)
+    # Adam keeps taking lr-sized steps near the optimum, so the weights at the last step can reconstruct worse than
+    # earlier ones (the paper stops early on an LPIPS threshold): keep the weights with the best pivot error.
+    best_err, best_step, best_state = float("inf"), 0, None
     for step in range(steps):
         img = tuned.synthesis(ws, noise_mode="const")
+        err = float((img.detach().clamp(-1, 1) - target).square().mean())
+        if err < best_err:
+            best_err, best_step = err, step
+            best_state = [p.detach().clone() for p in params]
         total = l2_weight * (img - target).square().mean() + lpips_weight * perceptual(img, target)
         if locality_weight > 0:
             z = torch.randn(1, G.z_dim, generator=gen).to(device)
@@ -141,11 +149,17 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
     bar.close()
     tuned.requires_grad_(False).eval()
     with torch.no_grad():
+        final = tuned.synthesis(ws, noise_mode="const").clamp(-1, 1)
+        if best_state is not None and float((final - target).square().mean()) > best_err:
+            for p, v in zip(params, best_state):
+                p.copy_(v)
+        else:
+            best_step = steps
         after = float(psnr(tuned.synthesis(ws, noise_mode="const").clamp(-1, 1), target)[0])
     settings = dict(steps=steps, lr=lr, loss=loss_name, loss_detail=detail, l2_weight=l2_weight,
                     lpips_weight=lpips_weight, locality_weight=locality_weight, locality_alpha=locality_alpha,
                     locality_l2=locality_l2, locality_lpips=locality_lpips, locality_psi=locality_psi, seed=seed,
-                    fit=fit, noise_mode="const")
+                    fit=fit, noise_mode="const", kept_step=best_step)
     report = PTIReport(steps=steps, psnr_before=before, psnr_after=after, loss=loss_name,
                        seconds=time.perf_counter() - start, photo_sha256=photo_sha256(image),
                        base_weights_sha256=generator_sha256(G), base_model=model_id(G), settings=settings,
