@@ -127,7 +127,11 @@ def test_other_released_heads_convert_and_run(etype, learn_in_w):
     if nc == 6:
         opts["n_iters_per_batch"] = 2
     avg = base["latent_avg"][:1] if learn_in_w else base["latent_avg"]
-    conv = convert_encoder_checkpoint({"state_dict": {**sd, **dec}, "opts": opts, "latent_avg": avg})
+    ckpt = {"state_dict": {**sd, **dec}, "opts": opts, "latent_avg": avg}
+    if nc == 6:  # what ReStyle-e4e's Coach saves beside the weights
+        ckpt.update(global_step=10, optimizer={"state": {}, "param_groups": []}, best_val_loss=0.5,
+                    discriminator_state_dict={"w": torch.zeros(2)}, discriminator_optimizer_state_dict={})
+    conv = convert_encoder_checkpoint(ckpt)
     enc = PSPEncoder(**conv.init_kwargs)
     enc.load_state_dict(conv.tensors, strict=True)
     enc.eval()
