@@ -214,7 +214,7 @@ def _sniff(path: Path, head: bytes) -> bool:
             return False
         with z.open(names[0]) as f:
             data = f.read(1 << 20)
-    return b"state_dict" in data and b"latent_avg" in data and b"encoder." in data and b"decoder." in data
+    return b"state_dict" in data and b"opts" in data and b"encoder." in data and b"decoder." in data
 
 
 register_format(SourceFormat(

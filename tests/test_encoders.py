@@ -190,3 +190,14 @@ def test_car_encoders_take_and_give_4_by_3_images():
         assert enc.reconstruct(x, resize=True).shape == (1, 3, 192, 256)
     with pytest.raises(ZooError, match="192"):
         enc.encode(torch.zeros(1, 3, 256, 256))
+
+
+def test_checkpoint_without_latent_avg_uses_the_decoder_mean(tmp_path):
+    ckpt = read_checkpoint(fixture_dir("psp_64") / FIXTURES["psp_64"])
+    ckpt = {k: v for k, v in ckpt.items() if k != "latent_avg"}
+    conv = convert_encoder_checkpoint(ckpt)
+    assert any("no latent_avg" in n for n in conv.notes)
+    assert torch.equal(conv.tensors["latent_avg"][0], conv.tensors["generator.mapping.w_avg"])
+    path = tmp_path / "best_model.pt"
+    torch.save(ckpt, path)
+    assert converters.detect_format(path).name == "psp-encoder-pt"
