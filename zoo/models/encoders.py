@@ -433,8 +433,11 @@ _RELEASED = [
 ]
 #: encoder name -> the generator it inverts into (a registry name where ganzoo registers that generator).
 GENERATOR_OF = {r[0]: r[6] for r in _RELEASED}
-#: generator registry name -> the encoder ``sdk.invert`` / ``ganzoo edit-photo`` use for it by default.
-DEFAULT_ENCODER = {"stylegan2-ffhq": "e4e-ffhq", "stylegan2-afhqwild": "restyle-e4e-afhq-wild"}
+#: generator registry name -> the encoder ``sdk.invert`` / ``ganzoo edit-photo`` use for it by default. Only where
+#: the encoder's decoder is the same network as the registered generator: the e4e FFHQ decoder is rosinality's
+#: conversion of the official config-f FFHQ weights that ``stylegan2-ffhq`` also holds (one W space). e4e is the
+#: encoder its authors made for editing.
+DEFAULT_ENCODER = {"stylegan2-ffhq": "e4e-ffhq"}
 
 
 def _entry(name: str, family: str, drive: str, file: str, dataset: str, res: int, gen: str, note: str) -> ModelEntry:
