@@ -274,7 +274,23 @@ class PSPEncoder(nn.Module):
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = G.z_dim, G.c_dim, G.w_dim, G.num_ws
         self.img_resolution, self.img_channels = G.img_resolution, G.img_channels
         self.class_names: list[str] | None = None
-        self.model_info: dict[str, Any] = {}
+        self.model_info = {}
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        return self._model_info
+
+    @model_info.setter
+    def model_info(self, info: dict[str, Any]) -> None:
+        """Also names the generator after its folder, so latents and tuned copies record where they came from."""
+        self._model_info = info
+        where = info.get("model_name") or info.get("folder")
+        gen_info: dict[str, Any] = {"encoder_folder": info.get("folder")} if info.get("folder") else {}
+        if where:
+            gen_info["model_name"] = f"{where}:generator"
+        if info.get("weights_sha256"):  # the folder's weights file holds the generator too
+            gen_info["weights_sha256"] = info["weights_sha256"]
+        self.generator.model_info = gen_info
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "PSPEncoder":
