@@ -71,6 +71,7 @@ def test_config_names_family_widths_and_generator(name, converted_fixture):
     enc = zoo.load(folder)
     G = enc.generator
     assert G.style_based and G.w_dim == widths["w_dim"] and G.num_ws == man["derived"]["decoder_n_latent"]
+    assert G.model_info == {"model_name": f"{folder}:generator", "weights_sha256": enc.model_info["weights_sha256"]}
     imgs = sdk.sample(G, seeds=[0])  # the decoder is an ordinary zoo generator
     assert imgs[0].size == (G.img_resolution, G.img_resolution)
 

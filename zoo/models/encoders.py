@@ -241,6 +241,29 @@ class StyleEncoder(nn.Module):
         return torch.stack(rows, dim=1)
 
 
+class _LinkedInfo(dict):
+    """An encoder's ``model_info`` that keeps its generator's in step (name, weights sha256), also when the
+    loader fills it in key by key, so latents and tuned copies of the generator record where they came from."""
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any]) -> None:
+        super().__init__(info)
+        self._generator = generator
+        self._sync()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._sync()
+
+    def _sync(self) -> None:
+        where = self.get("model_name") or self.get("folder")
+        gen: dict[str, Any] = {}
+        if where:
+            gen["model_name"] = f"{where}:generator"
+        if self.get("weights_sha256"):  # the folder's weights file, which holds the generator too
+            gen["weights_sha256"] = self["weights_sha256"]
+        self._generator.model_info = gen
+
+
 @register_architecture
 class PSPEncoder(nn.Module):
     """An image encoder with its StyleGAN2 decoder: ``encode(x) -> ws``, ``reconstruct(x) -> images``.
@@ -282,15 +305,8 @@ class PSPEncoder(nn.Module):
 
     @model_info.setter
     def model_info(self, info: dict[str, Any]) -> None:
-        """Also names the generator after its folder, so latents and tuned copies record where they came from."""
-        self._model_info = info
-        where = info.get("model_name") or info.get("folder")
-        gen_info: dict[str, Any] = {"encoder_folder": info.get("folder")} if info.get("folder") else {}
-        if where:
-            gen_info["model_name"] = f"{where}:generator"
-        if info.get("weights_sha256"):  # the folder's weights file holds the generator too
-            gen_info["weights_sha256"] = info["weights_sha256"]
-        self.generator.model_info = gen_info
+        self._model_info = _LinkedInfo(self.generator, info)
+
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "PSPEncoder":
