@@ -26,6 +26,7 @@ from . import mobilestylegan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
 from . import projected_gan  # noqa: F401
+from . import psp  # noqa: F401
 from . import r3gan  # noqa: F401
 from . import rosinality  # noqa: F401
 from . import studiogan  # noqa: F401

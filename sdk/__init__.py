@@ -22,3 +22,9 @@ __all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent"
 from .dataset import DatasetReport, generate_dataset, map_folder  # noqa: E402
 
 __all__ += ["generate_dataset", "DatasetReport", "map_folder"]
+from .photo.align import AlignedFace, align_face, paste_back  # noqa: E402
+
+__all__ += ["align_face", "AlignedFace", "paste_back"]
+from .photo.pti import PTIReport, pivotal_tuning, save_tuned  # noqa: E402
+
+__all__ += ["pivotal_tuning", "PTIReport", "save_tuned"]

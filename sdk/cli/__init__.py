@@ -17,6 +17,7 @@ from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 from .invert import invert_cmd
 from .tune import tune_cmd
+from .photo import align_cmd, edit_photo_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,8 @@ cli.add_command(export_cmd)
 cli.add_command(invert_cmd)
 cli.add_command(tune_cmd)
 cli.add_command(generate_cmd)
+cli.add_command(align_cmd)
+cli.add_command(edit_photo_cmd)
 
 
 def main() -> None:

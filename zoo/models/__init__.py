@@ -5,6 +5,7 @@ from __future__ import annotations
 # One family a line (keep sorted).
 from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
+from . import encoders  # noqa: F401
 from . import fastgan  # noqa: F401
 from . import mlpgan  # noqa: F401
 from . import mobilestylegan  # noqa: F401
