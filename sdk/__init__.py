@@ -28,3 +28,7 @@ __all__ += ["align_face", "AlignedFace", "paste_back"]
 from .photo.pti import PTIReport, pivotal_tuning, save_tuned  # noqa: E402
 
 __all__ += ["pivotal_tuning", "PTIReport", "save_tuned"]
+from .photo.edit import PhotoEdit, edit_photo  # noqa: E402
+from .photo.folder import edit_photo_folder  # noqa: E402
+
+__all__ += ["edit_photo", "PhotoEdit", "edit_photo_folder"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,20 +40,11 @@ def align_cmd(photo: str, out: str, size: int, landmarks_file: str | None, face_
 
 
 def _load_models(model: str | None, encoder: str | None, device: Any, quiet: bool) -> tuple[Any, Any, str]:
-    import zoo
+    from sdk.photo.folder import load_photo_models
 
-    enc = zoo.load(encoder, device=device, quiet=quiet) if encoder else None
-    if enc is not None and not getattr(enc, "is_encoder", False):
-        raise click.BadParameter(f"{encoder} is a generator, not an encoder; pass it as --model",
-                                 param_hint="--encoder")
-    if model is None:
-        if enc is None:
-            raise click.UsageError("give --model (a style-based model) or --encoder (its generator is then used)")
-        return enc, enc.generator, f"{encoder} (the encoder's generator)"
-    G = zoo.load(model, device=device, quiet=quiet)
-    if getattr(G, "is_encoder", False):  # a model folder that is an encoder: use its generator, and the encoder
-        return (enc or G), G.generator, f"{model} (the encoder's generator)"
-    return enc, G, model
+    if model is None and encoder is None:
+        raise click.UsageError("give --model (a style-based model) or --encoder (its generator is then used)")
+    return load_photo_models(model, encoder, device=device, quiet=quiet)
 
 
 def _direction(G: Any, spec: str, layers: list[int] | None, component: str | None, quiet: bool,
@@ -79,7 +71,7 @@ def _direction(G: Any, spec: str, layers: list[int] | None, component: str | Non
 
 
 @click.command("edit-photo")
-@click.argument("photo", type=click.Path(dir_okay=False))
+@click.argument("photo", type=click.Path())
 @click.option("--model", default=None, help="Style-based model (default: the encoder's generator).")
 @click.option("--encoder", default=None, help="Encoder name or folder/file (pSp, e4e, ReStyle); default: the one "
                                                "registered for --model when it is on this machine.")
@@ -104,18 +96,29 @@ def _direction(G: Any, spec: str, layers: list[int] | None, component: str | Non
 @click.option("--clip-model", default="ViT-B-32", show_default=True, help="text: open_clip model name.")
 @click.option("--clip-pretrained", default="laion2b_s34b_b79k", show_default=True, help="text: open_clip weights.")
 @click.option("--fps", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help=".webp/.gif: animation; .png/.jpg: a strip of the frames.")
+@click.option("--out", required=True, type=click.Path(),
+              help=".webp/.gif: animation; .png/.jpg: a strip of the frames. PHOTO a folder: the output folder.")
+@click.option("--format", "fmt", type=click.Choice(["webp", "gif", "png", "jpg"]), default=None,
+              help="PHOTO a folder: file type of each photo's edit (default webp).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="PHOTO a folder: where the photos are processed.")
+@click.option("--num-workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="PHOTO a folder: parallel workers (processes or Ray actors).")
+@click.option("--address", default=None, help="Ray cluster address (ray://host:10001 or auto); default: start one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (timings, PSNR, encoder, loss) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction_spec: str, component: str | None,
                    strength: str, frames: int, layers: str | None, steps: int | None, n_iters: int | None, pti: bool,
                    pti_steps: int, loss: str, paste_back: bool, aligned_input: bool, landmarks_file: str | None,
-                   face_index: int | None, clip_model: str, clip_pretrained: str, fps: float, out: str, device: str,
-                   as_json: bool, quiet: bool) -> None:
-    """Align the face in PHOTO, encode (or invert) it, optionally tune, edit it and write the frames."""
+                   face_index: int | None, clip_model: str, clip_pretrained: str, fps: float, out: str, fmt: str | None,
+                   device: str, engine: str, num_workers: int, address: str | None, as_json: bool,
+                   quiet: bool) -> None:
+    """Align the face in PHOTO, encode (or invert) it, optionally tune, edit it and write the frames.
+
+    PHOTO may be a folder: each photo gets OUT/<name>/edit.webp and edit.json, OUT/report.json lists them
+    all (failures with their error); rerun to resume."""
     from sdk.latent.edit import check_output_path, save_frames
     from sdk.latent.invert import open_image
     from sdk.photo.align import read_landmarks
@@ -123,9 +126,25 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
 
     from .edit import parse_indices, parse_strengths
 
-    check_output_path(out)
     strengths = parse_strengths(strength, frames)
     layer_list = parse_indices(layers, "--layers") if layers else None
+    text_options = dict(clip_model=clip_model, pretrained=clip_pretrained)
+    if Path(photo).is_dir():
+        if landmarks_file:
+            raise click.UsageError("--landmarks is for one photo; the faces of a folder are detected")
+        _check_out_folder(out)
+        opts = dict(component=component, layers=layer_list, steps=steps, n_iters=n_iters, pti=pti,
+                    pti_steps=pti_steps, paste_back=paste_back, aligned_input=aligned_input, face_index=face_index,
+                    loss=loss, fmt=fmt or "webp", fps=fps)
+        _edit_folder(photo, out, model, encoder, direction_spec, strengths, opts, text_options, device, engine,
+                     num_workers, address, as_json, quiet)
+        return
+    if fmt is not None:
+        raise click.UsageError("--format is for a folder of photos; for one photo the extension of --out decides")
+    if Path(out).is_dir() or not Path(out).suffix:
+        raise click.BadParameter(f"{out} is a folder; for one photo give a file name like edit.webp (a folder is "
+                                 "for a folder of photos)", param_hint="--out")
+    check_output_path(out)
     image = open_image(photo)  # an unreadable photo fails before any model loads
     lm = read_landmarks(landmarks_file) if landmarks_file else None
     say = progress_printer(quiet or as_json)
@@ -133,7 +152,6 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
     if not getattr(G, "style_based", False):
         raise click.BadParameter(f"{model} has no W space; edit-photo needs a style-based model",
                                  param_hint="--model")
-    text_options = dict(clip_model=clip_model, pretrained=clip_pretrained)
     direction, comp = _direction(G, direction_spec, layer_list, component, quiet or as_json, text_options)
     result = edit_photo(image, G, direction, strengths, encoder=enc, component=comp, layers=layer_list, steps=steps,
                         n_iters=n_iters, pti=pti, pti_steps=pti_steps, paste_back=paste_back,
@@ -146,3 +164,56 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
     elif not quiet:
         click.echo(f"wrote {path} ({len(result.frames)} frames; reconstruction PSNR "
                    f"{report['reconstruction_psnr']:.2f} dB)", err=True)
+
+
+def _check_out_folder(out: str) -> None:
+    from PIL import Image
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise click.BadParameter(f"{out} is a file; for a folder of photos --out is a folder, e.g. edits/",
+                                 param_hint="--out")
+    if not p.exists() and Image.registered_extensions().get(p.suffix.lower()) is not None:
+        raise click.BadParameter(f"{out} is an image file name; for a folder of photos --out is a folder, e.g. "
+                                 "edits/ (--format picks the file type)", param_hint="--out")
+
+
+def _direction_id(spec: str, text_options: dict[str, Any]) -> str:
+    """The direction as the folder's settings record it: the spec, the file's sha256 when it is a file."""
+    kind = spec.partition(":")[0].lower()
+    if kind not in ("interfacegan", "text", "sefa", "ganspace") and Path(spec).is_file():
+        from zoo.format import sha256_file
+
+        spec = f"{spec} (sha256 {sha256_file(spec)})"
+    elif kind == "text":
+        spec = f"{spec} ({text_options['clip_model']}, {text_options['pretrained']})"
+    return spec
+
+
+def _edit_folder(photos: str, out: str, model: str | None, encoder: str | None, spec: str, strengths: list[float],
+                 opts: dict[str, Any], text_options: dict[str, Any], device: str, engine: str, num_workers: int,
+                 address: str | None, as_json: bool, quiet: bool) -> None:
+    from sdk.photo.folder import edit_photo_folder
+
+    resolve_device(device)  # a bad --device fails here, not in every worker
+    models = _load_models(model, encoder, "cpu", quiet or as_json)
+    G = models[1]
+    if not getattr(G, "style_based", False):
+        raise click.BadParameter(f"{model} has no W space; edit-photo needs a style-based model",
+                                 param_hint="--model")
+    direction, comp = _direction(G, spec, opts["layers"], opts.pop("component"), quiet or as_json, text_options)
+    report = edit_photo_folder(photos, out, direction, strengths, model=model, encoder=encoder,
+                               direction_id=_direction_id(spec, text_options), component=comp,
+                               device=device, engine=engine, num_workers=num_workers, address=address,
+                               quiet=quiet or as_json, models=models, **opts)
+    failed = {k: r for k, r in report.photos.items() if r.get("status") == "failed"}
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for name, r in failed.items():
+            click.echo(f"ganzoo: {name}: {r['error']}", err=True)
+        if not quiet:
+            click.echo(f"{report.ok} of {len(report.photos)} photos edited ({report.processed} now, {report.kept} "
+                       f"already done, {len(failed)} failed); report: {report.report}", err=True)
+    if failed:  # the others are done; a rerun retries only these
+        raise SystemExit(1)
