@@ -99,3 +99,26 @@ def test_invert_folder_on_ray(cluster, tmp_path):
     rep = json.loads(r.output)
     assert rep["photos"]["a"]["status"] == "ok" and (out / "a" / "latent.safetensors").is_file()
     assert rep["photos"]["b"]["status"] == "failed" and "cannot read image" in rep["photos"]["b"]["error"]
+
+
+def test_edit_photo_folder_on_ray(cluster, tmp_path, converted_fixture):
+    """edit-photo over a folder on a Ray actor: the per-photo function and its direction ship to the worker."""
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("dlib", reason="the align extra (dlib-bin + face-recognition-models) is not installed")
+    from skimage import data
+
+    enc = converted_fixture("e4e_64", "e4e_ffhq_encode_64.pt")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / "astronaut.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["edit-photo", str(photos), "--encoder", str(enc), "--direction", "sefa:1",
+                                 "--strength", "-1:1", "--frames", "2", "--out", str(out), "--engine", "ray", "--json"])
+    assert r.exit_code == 1, r.output
+    rep = json.loads(r.output)
+    assert rep["photos"]["astronaut"]["status"] == "ok" and rep["photos"]["astronaut"]["result"]["frames"] == 2
+    assert rep["photos"]["broken"]["status"] == "failed" and "cannot read image" in rep["photos"]["broken"]["error"]
+    with Image.open(out / "astronaut" / "edit.webp") as im:
+        assert im.n_frames == 2 and im.size == (64, 64)
+    assert json.loads((out / "astronaut" / "edit.json").read_text())["inversion"]["method"] == "encoder"

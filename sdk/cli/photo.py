@@ -131,7 +131,7 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
     text_options = dict(clip_model=clip_model, pretrained=clip_pretrained)
     if Path(photo).is_dir():
         if landmarks_file:
-            raise click.UsageError("--landmarks is for one photo; the faces of a folder are detected")
+            raise click.ClickException("--landmarks is for one photo; the faces of a folder are detected")
         _check_out_folder(out)
         opts = dict(component=component, layers=layer_list, steps=steps, n_iters=n_iters, pti=pti,
                     pti_steps=pti_steps, paste_back=paste_back, aligned_input=aligned_input, face_index=face_index,
@@ -140,10 +140,10 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
                      num_workers, address, as_json, quiet)
         return
     if fmt is not None:
-        raise click.UsageError("--format is for a folder of photos; for one photo the extension of --out decides")
+        raise click.ClickException("--format is for a folder of photos; for one photo the extension of --out decides")
     if Path(out).is_dir() or not Path(out).suffix:
-        raise click.BadParameter(f"{out} is a folder; for one photo give a file name like edit.webp (a folder is "
-                                 "for a folder of photos)", param_hint="--out")
+        raise click.ClickException(f"--out {out} is a folder; for one photo give a file name like edit.webp (a "
+                                   "folder is for a folder of photos)")
     check_output_path(out)
     image = open_image(photo)  # an unreadable photo fails before any model loads
     lm = read_landmarks(landmarks_file) if landmarks_file else None
@@ -171,11 +171,10 @@ def _check_out_folder(out: str) -> None:
 
     p = Path(out)
     if p.exists() and not p.is_dir():
-        raise click.BadParameter(f"{out} is a file; for a folder of photos --out is a folder, e.g. edits/",
-                                 param_hint="--out")
+        raise click.ClickException(f"--out {out} is a file; for a folder of photos --out is a folder, e.g. edits/")
     if not p.exists() and Image.registered_extensions().get(p.suffix.lower()) is not None:
-        raise click.BadParameter(f"{out} is an image file name; for a folder of photos --out is a folder, e.g. "
-                                 "edits/ (--format picks the file type)", param_hint="--out")
+        raise click.ClickException(f"--out {out} is an image file name; for a folder of photos --out is a folder, "
+                                   "e.g. edits/ (--format picks the file type)")
 
 
 def _direction_id(spec: str, text_options: dict[str, Any]) -> str:

@@ -117,8 +117,9 @@ def map_folder(make_fn: Callable[[], PhotoFn], photos: str | os.PathLike[str], o
         if report_path.is_file():
             old = json.loads(report_path.read_text(encoding="utf-8"))
             if old.get("settings") != (settings or {}):
-                raise DatasetError(f"{dest} holds results made with other settings ({old.get('settings')}); use "
-                                   "another --outdir or the same settings to resume")
+                why = _differences(old.get("settings"), settings or {})
+                raise DatasetError(f"{dest} holds results made with other settings ({why}); use another output "
+                                   "folder or the same settings to resume")
         # the report describes the photos in the folder now (a photo removed since keeps its results on disk)
         report = FolderReport(out=str(dest), report=str(report_path),
                               photos={k: v for k, v in old.get("photos", {}).items() if k in items})
@@ -164,6 +165,13 @@ def map_folder(make_fn: Callable[[], PhotoFn], photos: str | os.PathLike[str], o
     finally:
         lock.release()
         Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def _differences(was: Any, now: dict[str, Any]) -> str:
+    if not isinstance(was, dict):
+        return f"there: {was}"
+    keys = [k for k in {**was, **now} if was.get(k) != now.get(k)]
+    return "; ".join(f"{k}: {was.get(k)!r} there, {now.get(k)!r} now" for k in keys)
 
 
 class _PhotoWorkerFactory:
