@@ -141,7 +141,7 @@ def edit_photo_cmd(photo: str, model: str | None, encoder: str | None, direction
         return
     if fmt is not None:
         raise click.ClickException("--format is for a folder of photos; for one photo the extension of --out decides")
-    if Path(out).is_dir() or not Path(out).suffix:
+    if Path(out).is_dir():
         raise click.ClickException(f"--out {out} is a folder; for one photo give a file name like edit.webp (a "
                                    "folder is for a folder of photos)")
     check_output_path(out)
@@ -178,12 +178,12 @@ def _check_out_folder(out: str) -> None:
 
 
 def _direction_id(spec: str, text_options: dict[str, Any]) -> str:
-    """The direction as the folder's settings record it: the spec, the file's sha256 when it is a file."""
+    """The direction as the folder's settings record it: the spec, or a direction file's sha256."""
     kind = spec.partition(":")[0].lower()
     if kind not in ("interfacegan", "text", "sefa", "ganspace") and Path(spec).is_file():
         from zoo.format import sha256_file
 
-        spec = f"{spec} (sha256 {sha256_file(spec)})"
+        spec = f"file sha256 {sha256_file(spec)}"  # the same file by any path
     elif kind == "text":
         spec = f"{spec} ({text_options['clip_model']}, {text_options['pretrained']})"
     return spec

@@ -53,6 +53,11 @@ def _device(device: Any) -> torch.device:
     return torch.device(device)
 
 
+def _ident(name: str | None) -> str | None:
+    """A model as the resume settings record it: a registry name, or a file / folder by its absolute path."""
+    return str(Path(name).resolve()) if name and Path(name).exists() else name
+
+
 def direction_key(direction: Any) -> str:
     """A stable name for a direction in the folder's settings: sha256 of its vectors, space and layers."""
     h = hashlib.sha256()
@@ -141,8 +146,8 @@ def edit_photo_folder(photos: str | os.PathLike[str], out: str | os.PathLike[str
     options = {"component": component, "layers": list(layers) if layers is not None else None, "steps": steps,
                "n_iters": n_iters, "pti": bool(pti), "pti_steps": int(pti_steps), "paste_back": bool(paste_back),
                "aligned_input": bool(aligned_input), "face_index": face_index, "loss": loss}
-    settings = {"command": "edit-photo", "model": label, "weights_sha256": generator_sha256(G),
-                "encoder": encoder, "encoder_sha256": generator_sha256(enc) if enc is not None else None,
+    settings = {"command": "edit-photo", "model": _ident(model), "weights_sha256": generator_sha256(G),
+                "encoder": _ident(encoder), "encoder_sha256": generator_sha256(enc) if enc is not None else None,
                 "direction": direction_id or direction_key(d), "strengths": [float(s) for s in strengths],
                 "format": fmt, "fps": float(fps), **options}
     in_process = engine == "local" and num_workers <= 1 and _device(device) == next(G.parameters()).device
