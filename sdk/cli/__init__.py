@@ -15,6 +15,7 @@ from .export import export_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 from .invert import invert_cmd
+from .studio import studio_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +36,7 @@ cli.add_command(push_cmd)
 cli.add_command(cache_group)
 cli.add_command(export_cmd)
 cli.add_command(invert_cmd)
+cli.add_command(studio_cmd)
 
 
 def main() -> None:

@@ -386,7 +386,7 @@ class Studio:
     # Invert
     def invert(self, spec: str, upload: Any, steps: float, space: str, loss: str, align: bool, seed: float | None,
                progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:
-        from sdk.latent.invert import open_image, prepare_image
+        from sdk.latent.invert import ImageInputError, open_image, prepare_image
 
         path = _upload_path(upload)
         if not path:
@@ -395,7 +395,10 @@ class Studio:
         if lm.backend == "onnx":
             raise StudioInputError("inversion needs the torch backend (gradients through the generator)")
         G = lm.G
-        image: Any = open_image(path)
+        try:
+            image: Any = open_image(path)
+        except ImageInputError as e:  # name the upload, not the server's temporary path
+            raise StudioInputError(str(e).replace(str(path), Path(path).name)) from None
         if align:
             if not hasattr(sdk, "align_face"):
                 raise StudioInputError("face alignment is not available in this ganzoo version")

@@ -1,0 +1,196 @@
+"""The studio's non-UI glue: the reproduction command, input parsing, the per-model queue, the caches."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import sdk
+import zoo
+from sdk.cli import cli
+from sdk.studio.state import (Cancelled, ModelQueue, StudioInputError, StudioState, parse_class_text,
+                              parse_layer_text, parse_seed_text, sample_command, seeds_to_text)
+from zoo.errors import UnknownModelError, ZooError
+
+DEFAULT = "dcgan-digiface-64"
+
+
+def test_sample_command_text():
+    assert sample_command(DEFAULT, [0, 1, 2, 3]) == "ganzoo sample dcgan-digiface-64 --seeds 0-3 --grid grid.png"
+    cmd = sample_command("stylegan3-t-ffhqu-256", [0, 1, 2, 7, 9, 10], truncation_psi=0.7, truncation_cutoff=4,
+                         class_idx="golden retriever", noise_mode="random", translate=(0.25, -0.1), rotate=15.0,
+                         cols=3)
+    assert shlex.split(cmd) == ["ganzoo", "sample", "stylegan3-t-ffhqu-256", "--seeds", "0-2,7,9-10",
+                                "--trunc", "0.7", "--trunc-cutoff", "4", "--class", "golden retriever",
+                                "--noise-mode", "random", "--translate", "0.25,-0.1", "--rotate", "15",
+                                "--grid", "grid.png", "--cols", "3"]
+    # a path with spaces survives the shell
+    assert shlex.split(sample_command("/tmp/my models/g", [5]))[2] == "/tmp/my models/g"
+
+
+def test_sample_command_reproduces_the_grid(tmp_path, monkeypatch):
+    """Running the studio's command line through the real CLI writes the grid the same settings sample."""
+    monkeypatch.chdir(tmp_path)
+    seeds = [0, 1, 2, 3, 7]
+    cmd = sample_command(DEFAULT, seeds, truncation_psi=0.6, cols=3)
+    args = shlex.split(cmd)
+    assert args[:2] == ["ganzoo", "sample"]
+    res = CliRunner().invoke(cli, args[1:] + ["--quiet"])
+    assert res.exit_code == 0, res.output
+    G = zoo.load(DEFAULT, quiet=True)
+    want = sdk.make_grid(sdk.sample(G, seeds, truncation_psi=0.6), cols=3)
+    got = Image.open(tmp_path / "grid.png")
+    assert got.size == want.size and got.tobytes() == want.convert(got.mode).tobytes()
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2, 3], [3, 1, 2], [5, 6, 8, 9, 10, 0], [2**32 - 1]])
+def test_seeds_to_text_round_trips(seeds):
+    assert sdk.parse_seeds(seeds_to_text(seeds)) == seeds
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("", "empty"),
+    ("   ", "empty"),
+    ("0-x", "bad seed list"),
+    ("5-2", "bad seed list"),
+    ("0-100", "at most 64"),
+    ("4294967296", "out of range"),
+])
+def test_seed_parsing_errors_are_one_readable_line(text, fragment):
+    with pytest.raises(StudioInputError) as ei:
+        parse_seed_text(text, "row seeds")
+    msg = str(ei.value)
+    assert isinstance(ei.value, ZooError) and "\n" not in msg
+    assert msg.startswith("row seeds:") and fragment in msg
+
+
+def test_seed_and_layer_parsing():
+    assert parse_seed_text(" 0-3, 9 ") == [0, 1, 2, 3, 9]
+    assert parse_layer_text("", 10) is None
+    assert parse_layer_text("3,0-1,1", 10) == [0, 1, 3]
+    with pytest.raises(StudioInputError, match=r"out of range; this model has W\+ layers 0..9"):
+        parse_layer_text("8-10", 10)
+    with pytest.raises(StudioInputError, match="bad list"):
+        parse_layer_text("a-b", 10)
+    assert parse_class_text("207: golden retriever") == 207
+    assert parse_class_text("golden retriever") == "golden retriever"
+    assert parse_class_text(" ") is None
+
+
+def test_queue_serialises_one_model_in_arrival_order():
+    q = ModelQueue()
+    inside, overlaps, order = [], [], []
+    gate = threading.Event()
+
+    def job(i: int) -> None:
+        with q.turn("m"):
+            inside.append(i)
+            if len(inside) > 1:
+                overlaps.append(list(inside))
+            order.append(i)
+            if i == 0:
+                gate.wait(5)
+            time.sleep(0.01)
+            inside.remove(i)
+
+    threads = [threading.Thread(target=job, args=(0,))]
+    threads[0].start()
+    while not q.busy("m"):
+        time.sleep(0.005)
+    for i in range(1, 5):  # queue up behind job 0, one at a time so arrival order is known
+        t = threading.Thread(target=job, args=(i,))
+        t.start()
+        threads.append(t)
+        while q.waiting("m") < i:
+            time.sleep(0.005)
+    assert q.waiting("m") == 4 and order == [0]
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert not overlaps
+    assert order == [0, 1, 2, 3, 4]
+    assert not q.busy("m") and q.waiting("m") == 0
+
+
+def test_queue_lets_other_models_run_and_survives_errors_and_cancel():
+    q = ModelQueue()
+    with q.turn("a"):
+        with q.turn("b"):  # another model is not blocked by "a"
+            pass
+        cancelled = threading.Event()
+        positions: list[int] = []
+        errors: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                with q.turn("a", on_wait=positions.append, cancelled=cancelled.is_set):
+                    pass
+            except Cancelled as e:
+                errors.append(e)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        while not positions:
+            time.sleep(0.005)
+        cancelled.set()
+        t.join(5)
+        assert positions[0] == 1 and len(errors) == 1 and q.waiting("a") == 0
+    with pytest.raises(RuntimeError):
+        with q.turn("a"):
+            raise RuntimeError("boom")
+    done = threading.Event()
+    threading.Thread(target=lambda: (q.turn("a").__enter__(), done.set())).start()
+    assert done.wait(5), "the turn was not released after an exception"
+
+
+def test_state_loads_once_and_caches_directions_per_generator():
+    st = StudioState()
+    a = st.model(DEFAULT)
+    assert st.model(DEFAULT) is a and st.loaded() == [DEFAULT]
+    assert len(a.sha256) == 64
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.05)
+        return sdk.directions.sefa(a.G)
+
+    results = []
+    ts = [threading.Thread(target=lambda: results.append(st.direction(a, "sefa", {"layers": None}, compute)))
+          for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(10)
+    assert len(calls) == 1 and sum(hit for _, hit in results) == 2
+    assert len({id(d) for d, _ in results}) == 1
+    st.direction(a, "sefa", {"layers": [0]}, compute)  # other parameters: computed again
+    assert len(calls) == 2 and st.cached_directions() == 2
+
+
+def test_state_refuses_bad_models():
+    st = StudioState()
+    with pytest.raises(UnknownModelError, match="no-such-model"):
+        st.model("no-such-model")
+    with pytest.raises(StudioInputError, match="no model given"):
+        st.model("  ")
+    with pytest.raises(StudioInputError, match="onnx"):
+        StudioState(backend="onnx").model(DEFAULT)
+
+
+def test_cli_studio_fails_fast_with_one_line():
+    res = CliRunner().invoke(cli, ["studio", "no-such-model", "--quiet", "--port", "0"])
+    assert res.exit_code == 1
+    assert "unknown model 'no-such-model'" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["studio", DEFAULT, "--backend", "onnx"])
+    assert res.exit_code != 0 and ".onnx/.ort" in res.output
+    res = CliRunner().invoke(cli, ["studio", "--help"])
+    assert res.exit_code == 0
+    for opt in ("--host", "--port", "--backend", "--share"):
+        assert opt in res.output
+    assert "127.0.0.1" in res.output
