@@ -45,13 +45,14 @@ def build_app(model: str | None = None, *, backend: str = "torch", device: str =
 
 def launch(model: str | None = None, *, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT,
            backend: str = "torch", device: str = "cpu", share: bool = False, block: bool = True,
-           quiet: bool = False) -> Any:
+           quiet: bool = False, state: StudioState | None = None) -> Any:
     """Serve the studio on ``http://host:port`` (local only by default) and return the ``gradio.Blocks``.
 
     ``model`` is loaded first, so a bad name fails here rather than in the page. ``block=False`` returns
-    at once with the server running in the background (close it with ``demo.close()``).
+    at once with the server running in the background (close it with ``demo.close()``). ``state``
+    shares loaded models and caches with the caller.
     """
-    state = StudioState(backend=backend, device=device)
+    state = state or StudioState(backend=backend, device=device)
     app = _gradio_app()
     spec = model or app.DEFAULT_MODEL
     state.model(spec, quiet=quiet)

@@ -25,14 +25,13 @@ import torch
 from PIL import Image
 
 import sdk
-import zoo
 from sdk.cli.common import USER_ERRORS
 
 from .state import (Cancelled, LoadedModel, StudioInputError, StudioState, parse_class_text, parse_layer_text,
                     parse_seed_text, sample_command)
 
 DEFAULT_MODEL = "dcgan-digiface-64"
-DIRECTION_METHODS = ["SeFa", "GANSpace", "direction file"]
+DIRECTION_METHODS = ["SeFa", "GANSpace", "direction file", "CLIP text"]
 EDIT_SOURCES = ["seed", "uploaded latent", "inverted latent"]
 
 
@@ -48,9 +47,9 @@ def _as_gr_error(e: BaseException) -> gr.Error:
     if isinstance(e, gr.Error):
         return e
     if isinstance(e, Cancelled):
-        return gr.Error("cancelled")
-    if isinstance(e, USER_ERRORS):
-        return gr.Error(_one_line(e))
+        return gr.Error("cancelled", print_exception=False)
+    if isinstance(e, USER_ERRORS):  # the user's input: the message is the whole story
+        return gr.Error(_one_line(e), print_exception=False)
     # A bug, not bad input: one line in the page, the traceback on the server's stderr.
     traceback.print_exc(file=sys.stderr)
     return gr.Error(f"internal error ({type(e).__name__}): {_one_line(e)}")
@@ -133,6 +132,12 @@ def _upload_path(f: Any) -> str | None:
     return f if isinstance(f, str) else getattr(f, "name", None) or str(f)
 
 
+def _result_image(label: str, elem_id: str | None = None, height: int = 320) -> gr.Image:
+    """A PNG result view (lossless, so what the page shows is exactly what the SDK made)."""
+    return gr.Image(label=label, type="pil", format="png", interactive=False, height=height,
+                    buttons=["download", "fullscreen"], elem_id=elem_id)
+
+
 def _class_choices(lm: LoadedModel) -> list[str]:
     names = lm.class_names
     c_dim = int(getattr(lm.G, "c_dim", 0) or 0)
@@ -207,6 +212,31 @@ class Studio:
         self.state = state
         self.default_model = default_model
         self.files = _Files()
+        self._stops: dict[tuple[str, str], threading.Event] = {}
+        self._stops_lock = threading.Lock()
+
+    # Stop buttons: Gradio's own cancel does not reach work already running in a thread, so each
+    # long job also polls an event that its Stop button sets.
+    def _stop_event(self, request: gr.Request | None, job: str) -> threading.Event:
+        ev = threading.Event()
+        with self._stops_lock:
+            self._stops[(getattr(request, "session_hash", None) or "", job)] = ev
+        return ev
+
+    def _drop_stop(self, request: gr.Request | None, job: str, ev: threading.Event) -> None:
+        key = (getattr(request, "session_hash", None) or "", job)
+        with self._stops_lock:
+            if self._stops.get(key) is ev:
+                del self._stops[key]
+
+    def stop(self, job: str) -> Callable[..., None]:
+        def handler(request: gr.Request) -> None:
+            with self._stops_lock:
+                ev = self._stops.get((getattr(request, "session_hash", None) or "", job))
+            if ev is not None:
+                ev.set()
+
+        return handler
 
     # Models
     def load(self, spec: str, upload: Any) -> tuple[Any, ...]:
@@ -271,7 +301,8 @@ class Studio:
 
     # Edit
     def _direction(self, lm: LoadedModel, method: str, direction_file: Any, layers: list[int] | None,
-                   progress: Any = None) -> tuple[Any, str]:
+                   prompt: str = "", latent: torch.Tensor | None = None, space: str = "z",
+                   cls: int | None = None) -> tuple[Any, str]:
         from sdk.latent import directions
 
         if method == "SeFa":
@@ -291,6 +322,22 @@ class Studio:
                 raise StudioInputError("direction file: upload an InterFaceGAN .npy, e4e .pt, GANSpace .pkl/.npz "
                                        "or ganzoo .safetensors direction")
             d, hit = directions.load(path), False
+        elif method == "CLIP text":
+            if not clip_available():
+                raise StudioInputError("CLIP text directions need the clip extra: pip install 'ganzoo[clip]'")
+            text = (prompt or "").strip()
+            if not text:
+                raise StudioInputError("CLIP text: type a prompt such as 'a smiling face'")
+            import hashlib
+
+            src = hashlib.sha256(latent.detach().cpu().numpy().tobytes()).hexdigest() if latent is not None else ""
+
+            def compute_text() -> Any:
+                with self.state.queue.turn(lm.spec):
+                    return directions.text(lm.G, text, latent, space=space, class_idx=cls, steps=50, quiet=True)
+
+            d, hit = self.state.direction(lm, "text", {"prompt": text, "source": src, "space": space},
+                                          compute_text)
         else:
             raise StudioInputError(f"unknown direction method {method!r}; pick one of {DIRECTION_METHODS}")
         note = f"{d.method} direction in {d.space}, {len(d)} component(s)" + (" (cached)" if hit else "")
@@ -335,7 +382,7 @@ class Studio:
                               truncation_psi=float(psi) if out_space == "z" else 1.0)
 
     def _edit_inputs(self, spec: str, source: str, seed: float | None, latent_file: Any, method: str,
-                     direction_file: Any, component: float | None, layers_text: str, psi: float,
+                     direction_file: Any, prompt: str, component: float | None, layers_text: str, psi: float,
                      class_text: str | None, inverted: dict[str, Any] | None) -> tuple[Any, ...]:
         lm = self.state.model(spec)
         if lm.backend == "onnx":
@@ -345,47 +392,55 @@ class Studio:
         if (layers_text or "").strip() and not lm.style_based:
             raise StudioInputError(f"layers: {lm.spec} has no W+ layers; clear the layers field")
         latent, space, noise = self._source_latent(lm, source, seed, latent_file, inverted, psi, cls)
-        d, note = self._direction(lm, method, direction_file, layers)
+        d, note = self._direction(lm, method, direction_file, layers, prompt, latent, space, cls)
         k = int(component or 0)
         if not 0 <= k < len(d):
             raise StudioInputError(f"component {k} out of range: this direction has 0..{len(d) - 1}")
         return lm, cls, layers, latent, space, noise, d, note, k
 
     def edit(self, spec: str, source: str, seed: float | None, latent_file: Any, method: str, direction_file: Any,
-             component: float | None, strength: float, layers_text: str, psi: float, class_text: str | None,
-             inverted: dict[str, Any] | None) -> tuple[Image.Image, str]:
+             prompt: str, component: float | None, strength: float, layers_text: str, psi: float,
+             class_text: str | None, inverted: dict[str, Any] | None) -> tuple[Image.Image, str]:
         t0 = time.perf_counter()
         lm, cls, layers, latent, space, noise, d, note, k = self._edit_inputs(
-            spec, source, seed, latent_file, method, direction_file, component, layers_text, psi, class_text,
-            inverted)
+            spec, source, seed, latent_file, method, direction_file, prompt, component, layers_text, psi,
+            class_text, inverted)
         with self.state.queue.turn(lm.spec):
             img = self._render_edit(lm, latent, space, noise, d, strength, layers, k, psi, cls)
         ms = (time.perf_counter() - t0) * 1000
         return sdk.to_pil(img)[0], f"{note}; component {k}, strength {float(strength):g}: {ms:.0f} ms"
 
     def export_animation(self, spec: str, source: str, seed: float | None, latent_file: Any, method: str,
-                         direction_file: Any, component: float | None, strength: float, layers_text: str,
+                         direction_file: Any, prompt: str, component: float | None, strength: float,
+                         layers_text: str,
                          psi: float, class_text: str | None, inverted: dict[str, Any] | None, frames: float,
-                         fmt: str, progress: Any = gr.Progress()) -> str:
+                         fmt: str, request: gr.Request = None, progress: Any = gr.Progress()) -> str:
         from sdk.latent.edit import save_frames
 
         lm, cls, layers, latent, space, noise, d, _, k = self._edit_inputs(
-            spec, source, seed, latent_file, method, direction_file, component, layers_text, psi, class_text,
-            inverted)
+            spec, source, seed, latent_file, method, direction_file, prompt, component, layers_text, psi,
+            class_text, inverted)
         n = max(2, min(int(frames or 9), 60))
         amp = abs(float(strength)) or 3.0
         values = [-amp + 2 * amp * i / (n - 1) for i in range(n)]
         images = []
-        with self.state.queue.turn(lm.spec):
-            for i, s in enumerate(values):
-                progress((i, n), desc="rendering frames")
-                images.append(sdk.to_pil(self._render_edit(lm, latent, space, noise, d, s, layers, k, psi, cls))[0])
+        stop = self._stop_event(request, "animation")
+        try:
+            with self.state.queue.turn(lm.spec, cancelled=stop.is_set):
+                for i, s in enumerate(values):
+                    if stop.is_set():
+                        raise Cancelled("export cancelled")
+                    progress((i, n), desc="rendering frames")
+                    images.append(sdk.to_pil(self._render_edit(lm, latent, space, noise, d, s, layers, k, psi,
+                                                               cls))[0])
+        finally:
+            self._drop_stop(request, "animation", stop)
         ext = ".gif" if fmt == "GIF" else ".webp"
         return str(save_frames(images, self.files.path(f"edit{ext}"), fps=8, boomerang=True))
 
     # Invert
     def invert(self, spec: str, upload: Any, steps: float, space: str, loss: str, align: bool, seed: float | None,
-               progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:
+               request: gr.Request = None, progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:
         from sdk.latent.invert import ImageInputError, open_image, prepare_image
 
         path = _upload_path(upload)
@@ -407,7 +462,7 @@ class Studio:
         steps = max(1, int(steps))
         space_arg = None if space == "auto" else space
         events: queue_mod.Queue[tuple[str, Any]] = queue_mod.Queue()
-        cancel = threading.Event()
+        cancel = self._stop_event(request, "invert")
         latest: dict[str, torch.Tensor] = {}
 
         def capture(_m: Any, _a: Any, out: torch.Tensor) -> None:
@@ -457,6 +512,7 @@ class Studio:
                     yield target, sdk.to_pil(latest["img"].float().cpu())[0], status, None, gr.update()
         finally:
             cancel.set()  # also when the page cancels this request
+            self._drop_stop(request, "invert", cancel)
         inv = payload
         out = inv.save(self.files.path("latent.safetensors"), G)
         m = inv.metrics
@@ -511,8 +567,7 @@ class Studio:
                             ncols = gr.Number(None, label="Grid columns (empty: square)", precision=0)
                             sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-run")
                         with gr.Column(scale=2):
-                            grid_img = gr.Image(label="Grid", type="pil", format="png", interactive=False, buttons=["download", "fullscreen"],
-                                                elem_id="sample-grid")
+                            grid_img = _result_image("Grid", "sample-grid", height=420)
                             sample_info = gr.Markdown(elem_id="sample-info")
                             command = gr.Textbox(label="Reproduce with", elem_id="sample-command",
                                                  buttons=["copy"])
@@ -530,8 +585,7 @@ class Studio:
                             cls_mix = gr.Dropdown([], label="Class", allow_custom_value=True)
                             mix_btn = gr.Button("Mix", variant="primary", elem_id="mix-run")
                         with gr.Column(scale=2):
-                            mix_img = gr.Image(label="Style mixing", type="pil", format="png", interactive=False, buttons=["download", "fullscreen"],
-                                               elem_id="mix-grid")
+                            mix_img = _result_image("Style mixing", "mix-grid", height=420)
                             mix_file = gr.File(label="Download PNG")
 
                 with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
@@ -539,11 +593,14 @@ class Studio:
                         with gr.Column(scale=1):
                             source = gr.Radio(EDIT_SOURCES, value="seed", label="Start from", elem_id="edit-source")
                             edit_seed = gr.Number(0, label="Seed", precision=0, elem_id="edit-seed")
-                            latent_file = gr.File(label="Latent (.safetensors)", type="filepath")
-                            method = gr.Dropdown(DIRECTION_METHODS, value="SeFa", label="Direction",
+                            latent_file = gr.File(label="Latent (.safetensors)", type="filepath", visible=False,
+                                                  elem_id="edit-latent")
+                            method = gr.Dropdown(DIRECTION_METHODS if clip_available() else DIRECTION_METHODS[:3],
+                                                 value="SeFa", label="Direction",
                                                  elem_id="edit-method")
                             dir_file = gr.File(label="Direction file (InterFaceGAN / e4e / GANSpace / ganzoo)",
-                                               type="filepath")
+                                               type="filepath", visible=False, elem_id="edit-direction-file")
+                            prompt = gr.Textbox("", label="CLIP prompt", visible=False, elem_id="edit-prompt")
                             component = gr.Number(0, label="Component", precision=0, elem_id="edit-component")
                             strength = gr.Slider(-10, 10, value=0, step=0.1, label="Strength", elem_id="edit-strength")
                             edit_layers = gr.Textbox("", label="Layers (W+ indices, empty: the direction's own)",
@@ -552,8 +609,7 @@ class Studio:
                             cls_edit = gr.Dropdown([], label="Class", allow_custom_value=True)
                             edit_btn = gr.Button("Edit", variant="primary", elem_id="edit-run")
                         with gr.Column(scale=2):
-                            edit_img = gr.Image(label="Edited", type="pil", format="png", interactive=False, buttons=["download", "fullscreen"],
-                                                elem_id="edit-image")
+                            edit_img = _result_image("Edited", "edit-image")
                             edit_info = gr.Markdown(elem_id="edit-info")
                             with gr.Row():
                                 frames = gr.Number(9, label="Frames", precision=0)
@@ -569,16 +625,16 @@ class Studio:
                             align = gr.Checkbox(False, label="Align face first", visible=can_align)
                             inv_steps = gr.Slider(1, 500, value=100, step=1, label="Steps", elem_id="invert-steps")
                             inv_space = gr.Radio(["auto", "w", "w+", "z"], value="auto", label="Latent space")
-                            inv_loss = gr.Radio(["auto", "pixel", "lpips"], value="auto", label="Loss")
+                            inv_loss = gr.Radio(["auto", "pixel", "lpips"], value="auto", label="Loss",
+                                                elem_id="invert-loss")
                             inv_seed = gr.Number(0, label="Seed", precision=0)
                             with gr.Row():
                                 inv_btn = gr.Button("Invert", variant="primary", elem_id="invert-run")
                                 inv_stop = gr.Button("Stop", variant="stop", elem_id="invert-stop")
                         with gr.Column(scale=2):
                             with gr.Row():
-                                inv_target = gr.Image(label="Target", type="pil", format="png", interactive=False)
-                                inv_recon = gr.Image(label="Reconstruction", type="pil", format="png",
-                                                     interactive=False, elem_id="invert-recon")
+                                inv_target = _result_image("Target", "invert-target", height=256)
+                                inv_recon = _result_image("Reconstruction", "invert-recon", height=256)
                             inv_metrics = gr.Markdown(elem_id="invert-metrics")
                             inv_file = gr.File(label="latent.safetensors", elem_id="invert-latent")
                             to_edit = gr.Button("Send to Edit", elem_id="invert-to-edit")
@@ -602,20 +658,24 @@ class Studio:
             mix_btn.click(friendly(self.mix), [model_state, mix_rows, mix_cols, mix_layers, mix_psi, mix_noise,
                                                cls_mix], [mix_img, mix_file])
 
-            edit_inputs = [model_state, source, edit_seed, latent_file, method, dir_file, component, strength,
-                           edit_layers, edit_psi, cls_edit, inverted_state]
+            edit_inputs = [model_state, source, edit_seed, latent_file, method, dir_file, prompt, component,
+                           strength, edit_layers, edit_psi, cls_edit, inverted_state]
+            source.change(lambda v: (gr.update(visible=v == "seed"), gr.update(visible=v == "uploaded latent")),
+                          source, [edit_seed, latent_file])
+            method.change(lambda v: (gr.update(visible=v == "direction file"), gr.update(visible=v == "CLIP text")),
+                          method, [dir_file, prompt])
             edit_btn.click(friendly(self.edit), edit_inputs, [edit_img, edit_info])
             strength.input(friendly(self.edit), edit_inputs, [edit_img, edit_info], trigger_mode="always_last",
                            show_progress="hidden")
             strength.release(friendly(self.edit), edit_inputs, [edit_img, edit_info], trigger_mode="always_last",
                              show_progress="hidden")
             anim_ev = anim_btn.click(friendly(self.export_animation), edit_inputs + [frames, fmt], anim_file)
-            anim_stop.click(None, None, None, cancels=[anim_ev])
+            anim_stop.click(self.stop("animation"), None, None, cancels=[anim_ev])
 
             inv_ev = inv_btn.click(friendly(self.invert),
                                    [model_state, photo, inv_steps, inv_space, inv_loss, align, inv_seed],
                                    [inv_target, inv_recon, inv_metrics, inv_file, inverted_state])
-            inv_stop.click(None, None, None, cancels=[inv_ev])
+            inv_stop.click(self.stop("invert"), None, None, cancels=[inv_ev])
             to_edit.click(lambda: (gr.update(value="inverted latent"), gr.Tabs(selected="edit")), None,
                           [source, tabs])
         demo.queue(default_concurrency_limit=4)
