@@ -58,5 +58,5 @@ def launch(model: str | None = None, *, host: str = DEFAULT_HOST, port: int | No
     state.model(spec, quiet=quiet)
     demo = app.build_app(spec, backend=backend, device=device, state=state)
     demo.launch(server_name=host, server_port=port, share=bool(share), prevent_thread_lock=not block,
-                quiet=quiet, show_error=False, footer_links=[])
+                quiet=quiet, show_error=False, footer_links=[], css=app.CSS)
     return demo

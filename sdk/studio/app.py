@@ -135,7 +135,7 @@ def _upload_path(f: Any) -> str | None:
 def _result_image(label: str, elem_id: str | None = None, height: int = 320) -> gr.Image:
     """A PNG result view (lossless, so what the page shows is exactly what the SDK made)."""
     return gr.Image(label=label, type="pil", format="png", interactive=False, height=height,
-                    buttons=["download", "fullscreen"], elem_id=elem_id)
+                    buttons=["download", "fullscreen"], elem_id=elem_id, elem_classes=["studio-result"])
 
 
 def _class_choices(lm: LoadedModel) -> list[str]:
@@ -555,7 +555,7 @@ class Studio:
                             seeds_box = gr.Textbox("0-3", label="Seeds", info="e.g. 0-7,12", elem_id="sample-seeds")
                             psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation psi",
                                             elem_id="sample-psi")
-                            cutoff = gr.Number(None, label="Truncation cutoff (empty: all layers)", precision=0,
+                            cutoff = gr.Number(None, label="Truncation cutoff (0: all layers)", precision=0,
                                                elem_id="sample-cutoff")
                             cls_sample = gr.Dropdown([], label="Class (index or name)", allow_custom_value=True,
                                                      filterable=True, elem_id="sample-class")
@@ -564,7 +564,7 @@ class Studio:
                                 tx = gr.Slider(-1, 1, value=0, step=0.05, label="translate x")
                                 ty = gr.Slider(-1, 1, value=0, step=0.05, label="translate y")
                                 rot = gr.Slider(-180, 180, value=0, step=1, label="rotate (degrees)")
-                            ncols = gr.Number(None, label="Grid columns (empty: square)", precision=0)
+                            ncols = gr.Number(None, label="Grid columns (0: square)", precision=0)
                             sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-run")
                         with gr.Column(scale=2):
                             grid_img = _result_image("Grid", "sample-grid", height=420)
@@ -680,6 +680,10 @@ class Studio:
                           [source, tabs])
         demo.queue(default_concurrency_limit=4)
         return demo
+
+
+#: Small generators (64 px) are scaled up in the page without smoothing; the file behind them is untouched.
+CSS = ".studio-result img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
 
 
 def clip_available() -> bool:
