@@ -194,3 +194,39 @@ def test_cli_studio_fails_fast_with_one_line():
     for opt in ("--host", "--port", "--backend", "--share"):
         assert opt in res.output
     assert "127.0.0.1" in res.output
+
+
+def test_ganzoo_studio_command_serves_the_app_on_localhost(tmp_path):
+    """The real command, in its own process from an empty folder: it serves the page on 127.0.0.1."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GANZOO_NO_LICENSE_NOTICE="1", GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    code = "import sys; from sdk.cli import main; sys.argv = ['ganzoo'] + sys.argv[1:]; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "studio", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        page = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read().decode("utf-8", "replace")
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, f"the studio did not start: {proc.poll()=}"
+        assert "ganzoo studio" in page
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in out
+    assert "gradio.live" not in out  # no public share link

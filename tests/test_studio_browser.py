@@ -98,7 +98,7 @@ def model(request, browser, studio, converted_fixture):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(studio.url)
-    page.locator("#model-spec textarea").fill(spec)
+    _fill(page, "#model-spec textarea", spec)
     page.locator("#model-load").click()
     page.locator("#current-model").get_by_text(spec).wait_for()
     page.locator("#model-info").get_by_text("weights sha256").wait_for()
@@ -113,6 +113,19 @@ def model(request, browser, studio, converted_fixture):
 
 def _tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
+    page.get_by_role("tabpanel").filter(visible=True).first.wait_for()
+    page.wait_for_timeout(200)  # let a tab shown for the first time mount its fields before typing
+
+
+def _fill(page: Page, selector: str, value: str) -> None:
+    """Type into a field and make sure it keeps the value (a tab's fields mount when it is first shown)."""
+    field = page.locator(selector).first
+    for _ in range(20):
+        field.fill(value)
+        page.wait_for_timeout(100)
+        if field.input_value() == value:
+            return
+    raise AssertionError(f"{selector} does not keep the value {value!r}")
 
 
 def _shown_image(page: Page, selector: str, old_src: str | None = None) -> tuple[Image.Image, str]:
@@ -184,7 +197,7 @@ def test_models_tab(model, shots):
     assert model.G.model_info["weights_sha256"][:16] in info
     if model.key == "default":
         assert "Licence note" in info  # DigiFace-1M: non-commercial training data
-        page.locator("#registry-search textarea").fill("stylegan3-t")
+        _fill(page, "#registry-search textarea", "stylegan3-t")
         table = page.locator("#registry-table")
         table.get_by_text("stylegan3-t-ffhq-1024").first.wait_for()
         page.wait_for_function("() => !document.querySelector('#registry-table').innerText"
@@ -197,7 +210,7 @@ def test_models_tab(model, shots):
 def test_sample_grid_is_the_sdk_grid_and_truncation_moves_it(model, shots):
     page = model.page
     _tab(page, "Sample")
-    page.locator("#sample-seeds textarea").fill("0-3")
+    _fill(page, "#sample-seeds textarea", "0-3")
     page.locator("#sample-run").click()
     got, src = _shown_image(page, "#sample-grid")
     _assert_same(got, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3])), "seeds 0-3")
@@ -206,7 +219,7 @@ def test_sample_grid_is_the_sdk_grid_and_truncation_moves_it(model, shots):
     _assert_same(Image.open(io.BytesIO(_download(page, "#sample-file", "grid.png"))).convert("RGB"), got,
                  "downloaded grid.png")
 
-    page.locator("#sample-psi input[type=range]").fill("0.5")
+    _fill(page, "#sample-psi input[type=range]", "0.5")
     moved, _ = _shown_image(page, "#sample-grid", old_src=src)
     assert moved.tobytes() != got.tobytes()
     _assert_same(moved, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3], truncation_psi=0.5)), "psi 0.5")
@@ -233,12 +246,12 @@ def test_edit_tab_with_a_sefa_direction(model, shots):
 
     page = model.page
     _tab(page, "Edit")
-    page.locator("#edit-seed input").fill("2")
+    _fill(page, "#edit-seed input", "2")
     page.locator("#edit-run").click()
     start, src = _shown_image(page, "#edit-image")  # strength 0: the seed's own image
     _assert_same(start, sdk.sample(model.G, [2])[0], "strength 0")
 
-    page.locator("#edit-strength input[type=range]").fill("3")
+    _fill(page, "#edit-strength input[type=range]", "3")
     got, _ = _shown_image(page, "#edit-image", old_src=src)
     d = sdk.directions.sefa(model.G)
     z = sdk.seeds_to_z(model.G, [2])
@@ -255,13 +268,43 @@ def test_edit_tab_with_a_sefa_direction(model, shots):
     _shot(page, shots, model, "edit")
 
 
+def test_edit_an_uploaded_latent_with_ganspace(model, tmp_path):
+    from sdk.latent.edit import result_space, synthesize
+
+    page = model.page
+    G = model.G
+    z = sdk.seeds_to_z(G, [3])
+    if model.key == "fixture":
+        with torch.no_grad():
+            latent, space = G.mapping(z, None, truncation_psi=0.8)[:, 0], "w"
+    else:
+        latent, space = z * 0.8, "z"
+    path = sdk.save_latent(tmp_path / "start.safetensors", latent, space=space, G=G)
+    _tab(page, "Edit")
+    page.locator("#edit-source").get_by_label("uploaded latent").check()
+    _upload(page, "#edit-latent", path)
+    page.locator("#edit-method input").click()
+    page.get_by_role("option", name="GANSpace").click()
+    _fill(page, "#edit-component input", "1")
+    old = _src(page, "#edit-image")
+    _fill(page, "#edit-strength input[type=range]", "2")
+    got, _ = _shown_image(page, "#edit-image", old_src=old)
+    d = sdk.directions.ganspace(G, n_samples=2000, components=16)
+    edited = sdk.edit(G, latent, d, 2.0, component=1, space=space)
+    _assert_same(got, sdk.to_pil(synthesize(G, edited, result_space(d, space)))[0], "GANSpace 1 on an uploaded latent")
+    assert "ganspace" in page.locator("#edit-info").inner_text()
+    page.locator("#edit-source").get_by_label("seed").check()
+    page.locator("#edit-method input").click()
+    page.get_by_role("option", name="SeFa").click()
+
+
 def test_invert_tab_reaches_psnr_and_hands_the_latent_to_edit(model, shots, tmp_path):
     page = model.page
     photo = tmp_path / "photo.png"
     sdk.sample(model.G, [5])[0].save(photo)
     _tab(page, "Invert")
     _upload(page, "#invert-upload", photo)
-    page.locator("#invert-steps input[type=range]").fill(str(INVERT_STEPS))
+    _fill(page, "#invert-steps input[type=range]", str(INVERT_STEPS))
     page.locator("#invert-loss").get_by_label("pixel").check()
     page.locator("#invert-run").click()
     metrics = page.locator("#invert-metrics").get_by_text("PSNR")
@@ -289,13 +332,13 @@ def test_invert_tab_reaches_psnr_and_hands_the_latent_to_edit(model, shots, tmp_
 def test_errors_are_readable_messages(model, tmp_path):
     page = model.page
     _tab(page, "Models")
-    page.locator("#model-spec textarea").fill("no-such-model")
+    _fill(page, "#model-spec textarea", "no-such-model")
     page.locator("#model-load").click()
     _expect_error(page, "unknown model 'no-such-model'")
     assert model.spec in page.locator("#current-model").inner_text()  # the loaded model stays
 
     _tab(page, "Sample")
-    page.locator("#sample-seeds textarea").fill("0-x")
+    _fill(page, "#sample-seeds textarea", "0-x")
     page.locator("#sample-run").click()
     _expect_error(page, "seeds: bad seed list")
 
@@ -314,9 +357,9 @@ def test_stop_cancels_an_inversion_and_frees_the_model(model, tmp_path):
     sdk.sample(model.G, [9])[0].save(photo)
     _tab(page, "Invert")
     _upload(page, "#invert-upload", photo)
-    page.locator("#invert-steps input[type=range]").fill("500")
+    _fill(page, "#invert-steps input[type=range]", "2000")  # far longer than the test: Stop must end it
     page.locator("#invert-run").click()
-    page.locator("#invert-metrics").get_by_text(re.compile(r"step \d+/500")).wait_for()  # live progress
+    page.locator("#invert-metrics").get_by_text(re.compile(r"step \d+/2000")).wait_for()  # live progress
     assert model.state.queue.busy(model.spec)
     page.locator("#invert-stop").click()
     t0 = time.monotonic()
@@ -324,7 +367,7 @@ def test_stop_cancels_an_inversion_and_frees_the_model(model, tmp_path):
         assert time.monotonic() - t0 < 5, "the inversion still holds the model after Stop"
         time.sleep(0.05)
     _tab(page, "Sample")  # the model's queue is free again: sampling answers at once
-    page.locator("#sample-seeds textarea").fill("11")
+    _fill(page, "#sample-seeds textarea", "11")
     old = _src(page, "#sample-grid")
     page.locator("#sample-run").click()
     got, _ = _shown_image(page, "#sample-grid", old_src=old)
@@ -332,6 +375,27 @@ def test_stop_cancels_an_inversion_and_frees_the_model(model, tmp_path):
     _assert_same(got, sdk.make_grid(sdk.sample(model.G, [11], truncation_psi=psi)), "seed 11 after cancel")
     _tab(page, "Invert")
     assert "PSNR" not in page.locator("#invert-metrics").inner_text()
+
+
+def test_models_tab_converts_an_uploaded_checkpoint(browser, studio, converted_fixture):
+    """An upstream pickle uploaded in the page is converted (safely) and loaded: the same weights as the CLI's."""
+    from conftest import fixture_dir
+
+    G = zoo.load(converted_fixture(*FIXTURE), quiet=True)
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(studio.url)
+        page.locator("#model-upload input[type=file]").set_input_files(str(fixture_dir(FIXTURE[0]) / FIXTURE[1]))
+        page.locator("#current-model").get_by_text(FIXTURE[1]).wait_for()
+        assert "StyleGAN2Generator" in page.locator("#model-info").inner_text()
+        _tab(page, "Sample")
+        _fill(page, "#sample-seeds textarea", "0-3")
+        page.locator("#sample-run").click()
+        got, _ = _shown_image(page, "#sample-grid")
+        _assert_same(got, sdk.make_grid(sdk.sample(G, [0, 1, 2, 3])), "uploaded checkpoint, seeds 0-3")
+    finally:
+        page.close()
 
 
 def test_screenshots_saved(shots):

@@ -400,7 +400,8 @@ class Studio:
 
     def edit(self, spec: str, source: str, seed: float | None, latent_file: Any, method: str, direction_file: Any,
              prompt: str, component: float | None, strength: float, layers_text: str, psi: float,
-             class_text: str | None, inverted: dict[str, Any] | None) -> tuple[Image.Image, str]:
+             class_text: str | None, inverted: dict[str, Any] | None,
+             progress: Any = gr.Progress(track_tqdm=True)) -> tuple[Image.Image, str]:
         t0 = time.perf_counter()
         lm, cls, layers, latent, space, noise, d, note, k = self._edit_inputs(
             spec, source, seed, latent_file, method, direction_file, prompt, component, layers_text, psi,
@@ -623,7 +624,7 @@ class Studio:
                         with gr.Column(scale=1):
                             photo = gr.File(label="Photo (PNG / JPEG)", type="filepath", elem_id="invert-upload")
                             align = gr.Checkbox(False, label="Align face first", visible=can_align)
-                            inv_steps = gr.Slider(1, 500, value=100, step=1, label="Steps", elem_id="invert-steps")
+                            inv_steps = gr.Slider(1, 2000, value=100, step=1, label="Steps", elem_id="invert-steps")
                             inv_space = gr.Radio(["auto", "w", "w+", "z"], value="auto", label="Latent space")
                             inv_loss = gr.Radio(["auto", "pixel", "lpips"], value="auto", label="Loss",
                                                 elem_id="invert-loss")
