@@ -98,13 +98,14 @@ def model(request, browser, studio, converted_fixture):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(studio.url)
+    page.locator("#model-info").get_by_text("weights sha256").wait_for()  # the start model, shown on open
     _fill(page, "#model-spec textarea", spec)
     page.locator("#model-load").click()
     page.locator("#current-model").get_by_text(spec).wait_for()
-    page.locator("#model-info").get_by_text("weights sha256").wait_for()
+    G = zoo.load(spec, quiet=True)
+    page.locator("#model-info").get_by_text(type(G).__name__).wait_for()
     try:
-        yield SimpleNamespace(key=request.param, spec=spec, page=page, G=zoo.load(spec, quiet=True),
-                              state=studio.state)
+        yield SimpleNamespace(key=request.param, spec=spec, page=page, G=G, state=studio.state)
     finally:
         page.close()
 
@@ -386,6 +387,7 @@ def test_models_tab_converts_an_uploaded_checkpoint(browser, studio, converted_f
     page.set_default_timeout(TIMEOUT_MS)
     try:
         page.goto(studio.url)
+        page.locator("#model-info").get_by_text("weights sha256").wait_for()
         page.locator("#model-upload input[type=file]").set_input_files(str(fixture_dir(FIXTURE[0]) / FIXTURE[1]))
         page.locator("#current-model").get_by_text(FIXTURE[1]).wait_for()
         assert "StyleGAN2Generator" in page.locator("#model-info").inner_text()

@@ -12,11 +12,13 @@ import importlib.util
 import inspect
 import os
 import queue as queue_mod
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import traceback
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -86,6 +88,7 @@ class _Files:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="ganzoo-studio-"))
+        weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
         self._n = 0
         self._lock = threading.Lock()
 
@@ -246,8 +249,7 @@ class Studio:
         choices = _class_choices(lm)
         cls_update = gr.update(choices=choices, value=choices[0] if choices else None,
                                interactive=bool(choices))
-        return (spec, model_summary(lm), model_card(lm), f"Model: **{spec}**", cls_update, cls_update,
-                cls_update, cls_update)
+        return spec, model_summary(lm), model_card(lm), f"Model: **{spec}**", cls_update, cls_update, cls_update
 
     def pick_row(self, rows: Any, evt: gr.SelectData) -> str:
         r = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -640,9 +642,9 @@ class Studio:
                             inv_file = gr.File(label="latent.safetensors", elem_id="invert-latent")
                             to_edit = gr.Button("Send to Edit", elem_id="invert-to-edit")
 
-            cls_boxes = [cls_sample, cls_mix, cls_edit, gr.State()]
             load_ev = dict(fn=friendly(self.load), inputs=[spec_box, upload_ckpt],
-                           outputs=[model_state, info_md, card_md, current] + cls_boxes)
+                           outputs=[model_state, info_md, card_md, current, cls_sample, cls_mix, cls_edit])
+            demo.load(**load_ev)  # the start model's facts and classes, as soon as the page opens
             load_btn.click(**load_ev)
             spec_box.submit(**load_ev)
             upload_ckpt.upload(**load_ev)
