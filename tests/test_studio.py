@@ -230,3 +230,61 @@ def test_ganzoo_studio_command_serves_the_app_on_localhost(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in out
     assert "gradio.live" not in out  # no public share link
+
+
+def test_onnx_backend_samples_the_same_grid_and_command(tmp_path, monkeypatch):
+    """``--backend onnx``: the Sample handler runs an exported file; its command line reproduces the grid."""
+    import os
+
+    import numpy as np
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+        pytest.importorskip("onnxruntime")
+    from sdk.studio.app import Studio
+
+    G = zoo.load(DEFAULT, quiet=True)
+    onnx_file = str(sdk.export_onnx(G, tmp_path / "g.onnx").path)
+    studio = Studio(StudioState(backend="onnx"), onnx_file)
+    grid, png, cmd, _ = studio.sample(onnx_file, "0-3", 0.7, None, None, "const", 0, 0, 0, None)
+    want = np.asarray(sdk.make_grid(sdk.sample(G, [0, 1, 2, 3], truncation_psi=0.7)), dtype=np.int16)
+    assert np.abs(np.asarray(grid, dtype=np.int16) - want).max() <= 1  # onnxruntime vs torch rounding
+    assert Image.open(png).tobytes() == grid.tobytes()
+    assert "--backend onnx" in cmd and "--trunc 0.7" in cmd
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, shlex.split(cmd)[1:] + ["--quiet"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "grid.png").tobytes() == grid.tobytes()
+    with pytest.raises(StudioInputError, match="torch backend"):
+        studio.edit(onnx_file, "seed", 0, None, "SeFa", None, "", 0, 1.0, "", 1.0, None, None)
+
+
+def test_handler_errors_become_one_line_page_messages():
+    import os
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    import gradio as gr
+
+    from sdk.studio.app import friendly
+
+    def bad_input():
+        raise ValueError("seeds: bad seed list 'x'\nmore detail")
+
+    def bug():
+        raise RuntimeError("boom")
+
+    def gen():
+        yield 1
+        raise StudioInputError("upload a photo")
+
+    with pytest.raises(gr.Error) as ei:
+        friendly(bad_input)()
+    assert ei.value.message == "seeds: bad seed list 'x'"
+    with pytest.raises(gr.Error, match=r"internal error \(RuntimeError\): boom"):
+        friendly(bug)()
+    it = friendly(gen)()
+    assert next(it) == 1
+    with pytest.raises(gr.Error) as ei:
+        next(it)
+    assert ei.value.message == "upload a photo"

@@ -242,14 +242,19 @@ class Studio:
         return handler
 
     # Models
-    def load(self, spec: str, upload: Any) -> tuple[Any, ...]:
-        path = _upload_path(upload)
-        spec = path or (spec or "").strip()
+    def load(self, spec: str) -> tuple[Any, ...]:
+        spec = (spec or "").strip()
         lm = self.state.model(spec)
         choices = _class_choices(lm)
         cls_update = gr.update(choices=choices, value=choices[0] if choices else None,
                                interactive=bool(choices))
         return spec, model_summary(lm), model_card(lm), f"Model: **{spec}**", cls_update, cls_update, cls_update
+
+    def load_upload(self, upload: Any) -> tuple[Any, ...]:
+        path = _upload_path(upload)
+        if not path:
+            raise StudioInputError("upload a checkpoint (.pkl, .pt, .pth, .bin) or an exported .onnx file")
+        return self.load(path)
 
     def pick_row(self, rows: Any, evt: gr.SelectData) -> str:
         r = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -642,12 +647,11 @@ class Studio:
                             inv_file = gr.File(label="latent.safetensors", elem_id="invert-latent")
                             to_edit = gr.Button("Send to Edit", elem_id="invert-to-edit")
 
-            load_ev = dict(fn=friendly(self.load), inputs=[spec_box, upload_ckpt],
-                           outputs=[model_state, info_md, card_md, current, cls_sample, cls_mix, cls_edit])
-            demo.load(**load_ev)  # the start model's facts and classes, as soon as the page opens
-            load_btn.click(**load_ev)
-            spec_box.submit(**load_ev)
-            upload_ckpt.upload(**load_ev)
+            load_outputs = [model_state, info_md, card_md, current, cls_sample, cls_mix, cls_edit]
+            demo.load(friendly(self.load), spec_box, load_outputs)  # the start model, as soon as the page opens
+            load_btn.click(friendly(self.load), spec_box, load_outputs)
+            spec_box.submit(friendly(self.load), spec_box, load_outputs)
+            upload_ckpt.upload(friendly(self.load_upload), upload_ckpt, load_outputs)
             search.change(registry_rows, search, table)
             table.select(self.pick_row, table, spec_box)
 
