@@ -19,3 +19,6 @@ from .latent.invert import Inversion, invert, prepare_image  # noqa: E402
 from .latent.latents import check_latent, load_latent, save_latent  # noqa: E402
 
 __all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent", "check_latent"]
+from . import studio  # noqa: E402  (sdk.studio.launch; Gradio is imported only when the app is built)
+
+__all__ += ["studio"]

@@ -288,3 +288,28 @@ def test_handler_errors_become_one_line_page_messages():
     with pytest.raises(gr.Error) as ei:
         next(it)
     assert ei.value.message == "upload a photo"
+
+
+def test_class_picker_on_a_conditional_fixture(converted_fixture):
+    """The Sample tab's class field: an index, a picker entry "i: name", or nothing (a clear message)."""
+    import os
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    import gradio as gr
+
+    from sdk.studio.app import Studio, friendly
+
+    folder = str(converted_fixture("sg2ada_cond_fp16_32", "network-snapshot-000000.pkl"))
+    G = zoo.load(folder, quiet=True)
+    studio = Studio(StudioState(), folder)
+    choices = studio.load(folder)[4]["choices"]
+    assert len(choices) == G.c_dim
+    want = sdk.make_grid(sdk.sample(G, [0, 1], class_idx=2))
+    for picked in ("2", choices[2] if isinstance(choices[2], str) else choices[2][0]):
+        grid, _, cmd, _ = studio.sample(folder, "0-1", 1.0, None, picked, "const", 0, 0, 0, None)
+        assert grid.tobytes() == want.tobytes() and "--class 2" in cmd
+    with pytest.raises(gr.Error, match=r"conditional \(\d+ classes\): pick a class"):
+        friendly(studio.sample)(folder, "0-1", 1.0, None, "", "const", 0, 0, 0, None)
+    with pytest.raises(gr.Error, match="out of range"):
+        friendly(studio.sample)(folder, "0-1", 1.0, None, str(G.c_dim), "const", 0, 0, 0, None)
