@@ -186,7 +186,11 @@ def _expect_error(page: Page, fragment: str) -> str:
 
 
 def _shot(page: Page, shots: Path, model, tab: str) -> None:
-    page.screenshot(path=str(shots / f"{model.key}-{tab}.png"), full_page=True)
+    """A full-page screenshot of ``tab`` for ``model`` in the test's screenshot folder."""
+    path = shots / f"{model.key}-{tab}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as im:
+        assert im.width >= 1000 and im.height >= 500
 
 
 # --- the tabs -------------------------------------------------------------------------------------------
@@ -398,10 +402,3 @@ def test_models_tab_converts_an_uploaded_checkpoint(browser, studio, converted_f
         _assert_same(got, sdk.make_grid(sdk.sample(G, [0, 1, 2, 3])), "uploaded checkpoint, seeds 0-3")
     finally:
         page.close()
-
-
-def test_screenshots_saved(shots):
-    names = sorted(p.name for p in shots.glob("*.png"))
-    for key in ("default", "fixture"):
-        for tab in ("models", "sample", "mix", "edit", "invert"):
-            assert f"{key}-{tab}.png" in names

@@ -248,7 +248,8 @@ class Studio:
         choices = _class_choices(lm)
         cls_update = gr.update(choices=choices, value=choices[0] if choices else None,
                                interactive=bool(choices))
-        return spec, model_summary(lm), model_card(lm), f"Model: **{spec}**", cls_update, cls_update, cls_update
+        return (spec, model_summary(lm), model_card(lm), f"Model: **{spec}**", cls_update, cls_update, cls_update,
+                cls_update)
 
     def load_upload(self, upload: Any) -> tuple[Any, ...]:
         path = _upload_path(upload)
@@ -448,7 +449,8 @@ class Studio:
 
     # Invert
     def invert(self, spec: str, upload: Any, steps: float, space: str, loss: str, align: bool, seed: float | None,
-               request: gr.Request = None, progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:
+               class_text: str | None = None, request: gr.Request = None,
+               progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:
         from sdk.latent.invert import ImageInputError, open_image, prepare_image
 
         path = _upload_path(upload)
@@ -458,6 +460,7 @@ class Studio:
         if lm.backend == "onnx":
             raise StudioInputError("inversion needs the torch backend (gradients through the generator)")
         G = lm.G
+        cls = _class_arg(lm, class_text)
         try:
             image: Any = open_image(path)
         except ImageInputError as e:  # name the upload, not the server's temporary path
@@ -489,7 +492,7 @@ class Studio:
                     handle = hooked.register_forward_hook(capture)
                     try:
                         inv = sdk.invert(G, image, space=space_arg, steps=steps, loss=loss, seed=int(seed or 0),
-                                         callback=callback, quiet=True)
+                                         class_idx=cls, callback=callback, quiet=True)
                     finally:
                         handle.remove()
                 events.put(("done", inv))
@@ -636,6 +639,7 @@ class Studio:
                             inv_loss = gr.Radio(["auto", "pixel", "lpips"], value="auto", label="Loss",
                                                 elem_id="invert-loss")
                             inv_seed = gr.Number(0, label="Seed", precision=0)
+                            cls_inv = gr.Dropdown([], label="Class (conditional models)", allow_custom_value=True)
                             with gr.Row():
                                 inv_btn = gr.Button("Invert", variant="primary", elem_id="invert-run")
                                 inv_stop = gr.Button("Stop", variant="stop", elem_id="invert-stop")
@@ -647,7 +651,7 @@ class Studio:
                             inv_file = gr.File(label="latent.safetensors", elem_id="invert-latent")
                             to_edit = gr.Button("Send to Edit", elem_id="invert-to-edit")
 
-            load_outputs = [model_state, info_md, card_md, current, cls_sample, cls_mix, cls_edit]
+            load_outputs = [model_state, info_md, card_md, current, cls_sample, cls_mix, cls_edit, cls_inv]
             demo.load(friendly(self.load), spec_box, load_outputs)  # the start model, as soon as the page opens
             load_btn.click(friendly(self.load), spec_box, load_outputs)
             spec_box.submit(friendly(self.load), spec_box, load_outputs)
@@ -680,7 +684,7 @@ class Studio:
             anim_stop.click(self.stop("animation"), None, None, cancels=[anim_ev])
 
             inv_ev = inv_btn.click(friendly(self.invert),
-                                   [model_state, photo, inv_steps, inv_space, inv_loss, align, inv_seed],
+                                   [model_state, photo, inv_steps, inv_space, inv_loss, align, inv_seed, cls_inv],
                                    [inv_target, inv_recon, inv_metrics, inv_file, inverted_state])
             inv_stop.click(self.stop("invert"), None, None, cancels=[inv_ev])
             to_edit.click(lambda: (gr.update(value="inverted latent"), gr.Tabs(selected="edit")), None,
