@@ -468,7 +468,8 @@ class Studio:
         if align:
             if not hasattr(sdk, "align_face"):
                 raise StudioInputError("face alignment is not available in this ganzoo version")
-            image = sdk.align_face(path)
+            aligned = sdk.align_face(path, output_size=int(G.img_resolution))  # FFHQ-style crop
+            image = getattr(aligned, "image", aligned)
         target = sdk.to_pil(prepare_image(image, int(G.img_resolution), int(G.img_channels)))[0]
         steps = max(1, int(steps))
         space_arg = None if space == "auto" else space
