@@ -20,11 +20,20 @@ from zoo.registry import entry_for_sha256
 # Importing a format module registers it; one a line (keep sorted).
 from . import biggan  # noqa: F401
 from . import dcgan  # noqa: F401
+from . import fastgan  # noqa: F401
 from . import mlpgan  # noqa: F401
+from . import mobilestylegan  # noqa: F401
 from . import nvidia  # noqa: F401
 from . import progan  # noqa: F401
+from . import projected_gan  # noqa: F401
+from . import psp  # noqa: F401
+from . import r3gan  # noqa: F401
 from . import rosinality  # noqa: F401
+from . import studiogan  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import stylegan_xl  # noqa: F401
+from . import styleswin  # noqa: F401
+from . import tf_stylegan1  # noqa: F401
 from . import tf_stylegan2  # noqa: F401
 from .base import CONVERTER_VERSION, Converted, SourceFormat, detect_format, get_format, list_formats
 

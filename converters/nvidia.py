@@ -157,11 +157,25 @@ def convert_snapshot(snapshot: dict[str, Any], where: str = "snapshot") -> Conve
     return converted
 
 
+#: Other codebases that also write NVIDIA persistence pickles and have their own format:
+#: ``(predicate(head), what it is and which --format reads it)``. Such files are neither claimed nor read here.
+FOREIGN_PICKLES: list[tuple[Any, str]] = []
+
+
+def _foreign(head: bytes) -> str | None:
+    return next((what for pred, what in FOREIGN_PICKLES if pred(head)), None)
+
+
 def _sniff(path: Path, head: bytes) -> bool:
-    return path.is_file() and head[:1] == b"\x80" and b"torch_utils.persistence" in head
+    return (path.is_file() and head[:1] == b"\x80" and b"torch_utils.persistence" in head
+            and _foreign(head) is None)
 
 
 def convert_file(path: Path) -> Converted:
+    with open(path, "rb") as f:
+        what = _foreign(f.read(65536))
+    if what:
+        raise ConversionError(f"{path.name} is {what}, not a stylegan2-ada-pytorch / stylegan3 snapshot")
     return convert_snapshot(read_snapshot(path), where=path.name)
 
 

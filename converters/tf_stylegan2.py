@@ -137,7 +137,12 @@ _IGNORED_KWARGS = {"truncation_psi", "truncation_cutoff", "truncation_psi_val", 
                    "dlatent_broadcast", "is_training", "is_validation", "return_dlatents"}
 # Arguments accepted only at these values (the ones the StyleGAN2 architecture implements).
 _FIXED_KWARGS: dict[str, Any] = {"fmap_decay": 1.0, "fmap_min": 1, "normalize_latents": True, "dtype": "float32",
-                                 "mapping_func": "G_mapping", "synthesis_func": "G_synthesis_stylegan2"}
+                                 "mapping_func": "G_mapping"}
+# Synthesis build functions that are this architecture: NVlabs/stylegan2 names it G_synthesis_stylegan2,
+# NVlabs/stylegan2-ada (TF) G_synthesis (same variables; it adds num_fp16_res / conv_clamp).
+SYNTHESIS_FUNCS = ("G_synthesis_stylegan2", "G_synthesis")
+# Community forks (non-square training) add these; a square network (both equal to resolution) maps onto ours.
+_SIZE_KWARGS = ("resolution_w", "resolution_h")
 
 
 def _plain(value: Any) -> Any:
@@ -150,11 +155,20 @@ def _plain(value: Any) -> Any:
 
 def stylegan2_kwargs(static_kwargs: dict[str, Any], where: str) -> dict[str, Any]:
     """``Gs.static_kwargs`` -> :class:`~zoo.models.stylegan2.StyleGAN2Generator` constructor arguments."""
-    known = set(_KWARG_TABLE) | set(_W_AVG_BETA_KWARGS) | _IGNORED_KWARGS | set(_FIXED_KWARGS)
-    unknown = sorted(set(static_kwargs) - known)
+    known = set(_KWARG_TABLE) | set(_W_AVG_BETA_KWARGS) | _IGNORED_KWARGS | set(_FIXED_KWARGS) | {"synthesis_func"}
+    unknown = sorted(set(static_kwargs) - known - set(_SIZE_KWARGS))
     if unknown:
         raise ConversionError(f"{where}: unsupported TensorFlow generator option(s) {unknown}; "
-                              "this converter handles StyleGAN2 G_main networks")
+                              "this converter handles StyleGAN2 / StyleGAN2-ADA G_main networks")
+    synth = _plain(static_kwargs.get("synthesis_func", SYNTHESIS_FUNCS[0]))
+    if synth not in SYNTHESIS_FUNCS:
+        raise ConversionError(f"{where}: TensorFlow option synthesis_func={synth!r} is not supported "
+                              f"(only {' or '.join(SYNTHESIS_FUNCS)})")
+    res = _plain(static_kwargs.get("resolution", _KWARG_TABLE["resolution"][1]))
+    for key in _SIZE_KWARGS:
+        if key in static_kwargs and _plain(static_kwargs[key]) != res:
+            raise ConversionError(f"{where}: TensorFlow option {key}={_plain(static_kwargs[key])!r} makes a "
+                                  f"non-square generator (resolution={res}); only square networks are supported")
     for key, required in _FIXED_KWARGS.items():
         if key in static_kwargs and _plain(static_kwargs[key]) != required:
             raise ConversionError(f"{where}: TensorFlow option {key}={static_kwargs[key]!r} is not supported "
@@ -260,14 +274,19 @@ IGNORED_VARIABLES = (r"lod",)
 def convert_networks(G: TFNetworkRecord, D: TFNetworkRecord, Gs: TFNetworkRecord,
                      where: str = "pickle") -> Converted:
     """Pure conversion of the unpickled ``(G, D, Gs)`` tuple (takes ``Gs``)."""
+    main_func = str(Gs.state.get("build_func_name", ""))
+    if main_func == "G_style":
+        raise ConversionError(f"{where}: Gs is a StyleGAN (v1) G_style network, not StyleGAN2 G_main; "
+                              "convert it with --format tf-stylegan1-pickle")
     if Gs.version < 4:
         raise ConversionError(f"{where}: TensorFlow network pickle version {Gs.version} is too old (need >= 4)")
     if set(Gs.components) != {"synthesis", "mapping"}:
         raise ConversionError(f"{where}: Gs has components {sorted(Gs.components)}; expected synthesis and mapping "
                               "(a StyleGAN2 G_main network)")
     synth_func = str(Gs.components["synthesis"].state.get("build_func_name", ""))
-    if synth_func and synth_func != "G_synthesis_stylegan2":
-        raise ConversionError(f"{where}: synthesis network {synth_func!r} is not StyleGAN2 (G_synthesis_stylegan2)")
+    if synth_func and synth_func not in SYNTHESIS_FUNCS:
+        raise ConversionError(f"{where}: synthesis network {synth_func!r} is not StyleGAN2 "
+                              f"({' or '.join(SYNTHESIS_FUNCS)})")
     kwargs = stylegan2_kwargs(Gs.static_kwargs, where)
     res = kwargs["img_resolution"]
     if res < 4 or 2 ** int(round(math.log2(res))) != res:
@@ -277,6 +296,9 @@ def convert_networks(G: TFNetworkRecord, D: TFNetworkRecord, Gs: TFNetworkRecord
     if dense0 is not None and dense0.ndim == 2 and kwargs["mapping_kwargs"].get("num_layers", 8) > 1:
         # TF's mapping_fmaps default (512) is not PyTorch's (w_dim): the stored shape settles it.
         kwargs["mapping_kwargs"]["layer_features"] = int(dense0.shape[1])
+    embed = variables.get("mapping/LabelEmbed/weight")
+    if embed is not None and embed.ndim == 2:  # [c_dim, embed_features]: the stored shape settles the width
+        kwargs["mapping_kwargs"]["embed_features"] = int(embed.shape[1])
     rows = variable_table(res)
     compiled = [(re.compile(f"^{pat}$"), fn) for pat, _, fn in rows]
     converted_values: dict[str, torch.Tensor] = {}
@@ -295,9 +317,13 @@ def convert_networks(G: TFNetworkRecord, D: TFNetworkRecord, Gs: TFNetworkRecord
         check_tensors(config, tensors, where=f"{where}: converted Gs")
     except ValueError as e:
         raise ConversionError(str(e)) from None
-    notes = [f"converted from TensorFlow Gs ({synth_func or 'G_synthesis_stylegan2'}); "
-             "Conv0_up kernels flipped, style biases + 1, channel_base = 2 * fmap_base"]
-    return Converted("stylegan2", kwargs, tensors, extra_config={"upstream_codebase": "stylegan2-tf"}, notes=notes)
+    codebase = "stylegan2-ada-tf" if synth_func == "G_synthesis" else "stylegan2-tf"
+    notes = [f"converted from TensorFlow Gs ({synth_func or 'G_synthesis_stylegan2'}, network state version "
+             f"{Gs.version}); Conv0_up kernels flipped, style biases + 1, channel_base = 2 * fmap_base"]
+    if kwargs["num_fp16_res"]:
+        notes.append(f"num_fp16_res={kwargs['num_fp16_res']} recorded; blocks run in float32 (upstream's "
+                     "force_fp32 / num_fp16_res=0 computation)")
+    return Converted("stylegan2", kwargs, tensors, extra_config={"upstream_codebase": codebase}, notes=notes)
 
 
 def convert_file(path: Path) -> Converted:
@@ -311,7 +337,7 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 register_format(SourceFormat(
     name="tf-stylegan2-pickle",
-    description="original TensorFlow StyleGAN2 network .pkl (tuple G, D, Gs of dnnlib.tflib Networks)",
+    description="original TensorFlow StyleGAN2 / StyleGAN2-ADA network .pkl (tuple G, D, Gs of dnnlib.tflib Networks)",
     sniff=_sniff,
     convert=convert_file,
     priority=20,

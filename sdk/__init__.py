@@ -19,6 +19,15 @@ from .latent.invert import Inversion, invert, prepare_image  # noqa: E402
 from .latent.latents import check_latent, load_latent, save_latent  # noqa: E402
 
 __all__ += ["invert", "Inversion", "prepare_image", "save_latent", "load_latent", "check_latent"]
+from .dataset import DatasetReport, generate_dataset, map_folder  # noqa: E402
+
+__all__ += ["generate_dataset", "DatasetReport", "map_folder"]
+from .photo.align import AlignedFace, align_face, paste_back  # noqa: E402
+
+__all__ += ["align_face", "AlignedFace", "paste_back"]
+from .photo.pti import PTIReport, pivotal_tuning, save_tuned  # noqa: E402
+
+__all__ += ["pivotal_tuning", "PTIReport", "save_tuned"]
 from . import studio  # noqa: E402  (sdk.studio.launch; Gradio is imported only when the app is built)
 
 __all__ += ["studio"]

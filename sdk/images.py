@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from zoo.fileio import atomic_write
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
@@ -54,14 +55,8 @@ def save_image(image: Image.Image, path: str | os.PathLike[str], **kwargs: objec
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"unknown image extension {path.suffix!r}; use .png, .jpg, .webp or .gif")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         image.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from tqdm.auto import tqdm
 from .classes import resolve_class
 from .images import to_pil
 from .truncated_noise import biggan_seed_to_z
+
+if TYPE_CHECKING:
+    from .backends import BackendChoice
 
 
 def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
@@ -49,6 +53,17 @@ Z_CONVENTIONS = {"nvidia": _nvidia_z, "torch": _torch_z}
 Z_CONVENTIONS["biggan"] = biggan_seed_to_z
 
 
+def _studiogan_z(seed: int, z_dim: int, psi: float) -> torch.Tensor:
+    """StudioGAN's sampler for one seed (``fix_seed``; labels drawn first; psi == 1: randn, else truncnorm(-psi,
+    psi)); see :func:`zoo.models.studiogan.sample_zy`."""
+    from zoo.models.studiogan import studiogan_seed_to_z
+
+    return studiogan_seed_to_z(seed, z_dim, psi)
+
+
+Z_CONVENTIONS["studiogan"] = _studiogan_z
+
+
 def truncate(ws: torch.Tensor, G: Any, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:
     """Truncation trick on W/W+ latents: lerp ``ws[:, :cutoff]`` towards ``G``'s ``w_avg``.
 
@@ -72,60 +87,89 @@ def _parse_device(G: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def _batches(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def default_noise_mode(G: Any) -> str:
+    """The noise mode sampling uses when none is given: the family's ``default_noise_mode``, else ``"const"``.
+
+    Families that store no noise (FastGAN, Projected GAN) default to ``"none"``, so a seed gives one image.
+    """
+    return str(getattr(G, "default_noise_mode", None) or "const")
 
 
 def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-             class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
-             translate: Sequence[float] | None = None, rotate: float | None = None,
+             class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
+             quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
+             backend: "str | BackendChoice" = "auto", precision: str = "fp32",
              **forward_kwargs: Any) -> torch.Tensor:
     """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1]).
 
+    ``backend``: ``"auto"`` (the fastest measured for this model and machine, see :mod:`sdk.backends`),
+    ``"torch"``, ``"compiled"`` or ``"onnx"``; ``batch_size=None`` lets the choice pick it. Every backend
+    and batch size gives each seed the same image (within the fp32 export tolerance for the graph backends).
+    ``precision="bf16"`` (CPUs with AVX512-BF16 / AMX) or ``"fp16"`` (CUDA) is an opt-in faster, lossy path;
+    ``sdk.backends.precision_quality`` measures its PSNR against fp32.
     ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
-    ``gen_images.py``; the model's own transform is restored afterwards.
+    ``gen_images.py``; the model's own transform is restored afterwards. ``noise_mode=None`` uses
+    :func:`default_noise_mode`.
     """
+    if noise_mode is None:
+        noise_mode = default_noise_mode(G)
     if translate is not None or rotate is not None:
         from .transform import input_transform, inverse_transform
 
         if "transform" in getattr(G, "extra_defaults", {}):  # an exported StyleGAN3: the transform is an input
             return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                             class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                            transform=inverse_transform(translate, rotate), **forward_kwargs)
+                            backend=backend, transform=inverse_transform(translate, rotate), **forward_kwargs)
         with input_transform(G, translate, rotate):
             return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                             class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                            **forward_kwargs)
+                            backend="torch" if backend == "auto" else backend, **forward_kwargs)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if not math.isfinite(float(truncation_psi)):
         raise ValueError(f"truncation psi must be a finite number, got {truncation_psi}")
     device = _parse_device(G)
     class_idx = resolve_class(G, class_idx)  # names ("golden retriever") -> indices
+    from .backends import BackendChoice, BatchPlan, make_runner, resolve
+
+    if isinstance(backend, BackendChoice):  # a choice made beforehand (e.g. by the CLI, to report it)
+        choice = backend
+        runner = make_runner(G, choice.backend, noise_mode, truncation_cutoff, precision=choice.precision,
+                             **forward_kwargs)
+    else:
+        runner, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=truncation_cutoff,
+                                 quiet=quiet, precision=precision, **forward_kwargs)
+    plan = BatchPlan(choice, len(seeds))
     out = []
-    with torch.no_grad(), tqdm(total=len(seeds), desc="sampling", unit="img", disable=quiet) as bar:
-        for chunk in _batches(seeds, batch_size):
+    with torch.no_grad(), tqdm(total=len(seeds), desc=f"sampling ({choice.backend})", unit="img",
+                               disable=quiet) as bar:
+        i = 0
+        while i < len(seeds):
+            chunk = seeds[i:i + plan.next_size(len(seeds) - i)]
+            t0 = time.perf_counter()
             z = seeds_to_z(G, chunk, truncation_psi).to(device)
             c = G.make_c(class_idx, len(chunk), device=device)
-            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                    noise_mode=noise_mode, **forward_kwargs)
-            out.append(img.to(torch.float32).cpu())
+            out.append(runner(z, c, truncation_psi).to(torch.float32).cpu())
+            plan.record(len(chunk), time.perf_counter() - t0)
             bar.update(len(chunk))
+            i += len(chunk)
+    plan.finish(G)
     return torch.cat(out, dim=0)
 
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-           class_idx: int | str | None = None, noise_mode: str = "const", batch_size: int = 8, quiet: bool = True,
-           translate: Sequence[float] | None = None, rotate: float | None = None,
+           class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
+           quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
+           backend: "str | BackendChoice" = "auto", precision: str = "fp32",
            **forward_kwargs: Any) -> list[Image.Image]:
-    """One PIL image per seed; the same seed gives the same image whatever ``batch_size``."""
+    """One PIL image per seed; the same seed gives the same image whatever ``batch_size`` or ``backend``."""
     return to_pil(generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                           translate=translate, rotate=rotate, **forward_kwargs))
+                           translate=translate, rotate=rotate, backend=backend, precision=precision,
+                           **forward_kwargs))
 
 
 MAX_SEEDS = 1 << 16

@@ -139,3 +139,23 @@ def test_zoo_does_not_import_converters_until_a_conversion_is_needed():
             "assert converter() is converters.convert\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_empty_name_and_special_files_are_one_line_errors(tmp_path, monkeypatch):
+    """``zoo.load("")`` must not load the current directory; a device file is no checkpoint."""
+    from click.testing import CliRunner
+
+    from sdk.cli import cli
+    from zoo.errors import ZooError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_text("{}")  # something the current directory might hold
+    for spec in ("", "   "):
+        with pytest.raises(UnknownModelError, match="empty model name"):
+            zoo.load(spec)
+    with pytest.raises(ZooError, match="not a regular file or folder"):
+        zoo.load("/dev/zero")
+    for spec in ("", "/dev/zero"):
+        r = CliRunner().invoke(cli, ["sample", spec, "--seeds", "0", "--outdir", str(tmp_path / "o"), "-q"])
+        assert r.exit_code != 0 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "o").exists()

@@ -44,8 +44,12 @@ def test_sample_command_reproduces_the_grid(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     G = zoo.load(DEFAULT, quiet=True)
     want = sdk.make_grid(sdk.sample(G, seeds, truncation_psi=0.6), cols=3)
-    got = Image.open(tmp_path / "grid.png")
-    assert got.size == want.size and got.tobytes() == want.convert(got.mode).tobytes()
+    import numpy as np
+
+    got = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB"), dtype=np.int16)
+    want = np.asarray(want.convert("RGB"), dtype=np.int16)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1  # the sampling backend is chosen per job: float rounding at most
 
 
 @pytest.mark.parametrize("seeds", [[0], [0, 1, 2, 3], [3, 1, 2], [5, 6, 8, 9, 10, 0], [2**32 - 1]])

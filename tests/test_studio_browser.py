@@ -32,6 +32,9 @@ INVERT_STEPS = 60
 # sdk.invert on CPU: 29.6 dB (DCGAN default, z space) and 27.8 dB (StyleGAN2-ADA fixture, w space).
 PSNR_MIN_DB = 24.0
 TIMEOUT_MS = 60_000
+# sdk.sample picks its backend and batch size per job ("auto"); they agree within float rounding, which can
+# move a pixel by one level (see sdk.sampling.generate). Direct torch paths (edit, mix) are compared exactly.
+SAMPLE_TOL = 1
 
 
 def _need(module: str) -> None:
@@ -166,11 +169,12 @@ def _upload(page: Page, selector: str, path: Path) -> None:
     page.locator(f'{selector} [aria-label="{path.name}"]').first.wait_for()
 
 
-def _assert_same(got: Image.Image, want: Image.Image, what: str) -> None:
+def _assert_same(got: Image.Image, want: Image.Image, what: str, tol: int = 0) -> None:
     want = want.convert("RGB")
     assert got.size == want.size, f"{what}: page shows {got.size}, SDK gives {want.size}"
-    diff = torch.tensor(list(got.tobytes())) - torch.tensor(list(want.tobytes()))
-    assert int(diff.abs().max()) == 0, f"{what}: page image differs from the SDK's (max |diff| {diff.abs().max()})"
+    diff = (torch.tensor(list(got.tobytes())) - torch.tensor(list(want.tobytes()))).abs()
+    assert int(diff.max()) <= tol, f"{what}: page image differs from the SDK's (max |diff| {int(diff.max())})"
+    assert float((diff > 0).float().mean()) < 0.01, f"{what}: {float((diff > 0).float().mean()):.1%} pixels differ"
 
 
 def _expect_error(page: Page, fragment: str) -> str:
@@ -218,7 +222,7 @@ def test_sample_grid_is_the_sdk_grid_and_truncation_moves_it(model, shots):
     _fill(page, "#sample-seeds textarea", "0-3")
     page.locator("#sample-run").click()
     got, src = _shown_image(page, "#sample-grid")
-    _assert_same(got, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3])), "seeds 0-3")
+    _assert_same(got, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3])), "seeds 0-3", SAMPLE_TOL)
     assert page.locator("#sample-command textarea").input_value() == \
         f"ganzoo sample {model.spec} --seeds 0-3 --grid grid.png"
     _assert_same(Image.open(io.BytesIO(_download(page, "#sample-file", "grid.png"))).convert("RGB"), got,
@@ -227,7 +231,7 @@ def test_sample_grid_is_the_sdk_grid_and_truncation_moves_it(model, shots):
     _fill(page, "#sample-psi input[type=range]", "0.5")
     moved, _ = _shown_image(page, "#sample-grid", old_src=src)
     assert moved.tobytes() != got.tobytes()
-    _assert_same(moved, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3], truncation_psi=0.5)), "psi 0.5")
+    _assert_same(moved, sdk.make_grid(sdk.sample(model.G, [0, 1, 2, 3], truncation_psi=0.5)), "psi 0.5", SAMPLE_TOL)
     assert "--trunc 0.5" in page.locator("#sample-command textarea").input_value()
     _shot(page, shots, model, "sample")
 
@@ -254,7 +258,7 @@ def test_edit_tab_with_a_sefa_direction(model, shots):
     _fill(page, "#edit-seed input", "2")
     page.locator("#edit-run").click()
     start, src = _shown_image(page, "#edit-image")  # strength 0: the seed's own image
-    _assert_same(start, sdk.sample(model.G, [2])[0], "strength 0")
+    _assert_same(start, sdk.sample(model.G, [2])[0], "strength 0", SAMPLE_TOL)
 
     _fill(page, "#edit-strength input[type=range]", "3")
     got, _ = _shown_image(page, "#edit-image", old_src=src)
@@ -377,7 +381,7 @@ def test_stop_cancels_an_inversion_and_frees_the_model(model, tmp_path):
     page.locator("#sample-run").click()
     got, _ = _shown_image(page, "#sample-grid", old_src=old)
     psi = float(page.locator("#sample-psi input[type=number]").input_value())
-    _assert_same(got, sdk.make_grid(sdk.sample(model.G, [11], truncation_psi=psi)), "seed 11 after cancel")
+    _assert_same(got, sdk.make_grid(sdk.sample(model.G, [11], truncation_psi=psi)), "seed 11 after cancel", SAMPLE_TOL)
     _tab(page, "Invert")
     assert "PSNR" not in page.locator("#invert-metrics").inner_text()
 
@@ -399,6 +403,6 @@ def test_models_tab_converts_an_uploaded_checkpoint(browser, studio, converted_f
         _fill(page, "#sample-seeds textarea", "0-3")
         page.locator("#sample-run").click()
         got, _ = _shown_image(page, "#sample-grid")
-        _assert_same(got, sdk.make_grid(sdk.sample(G, [0, 1, 2, 3])), "uploaded checkpoint, seeds 0-3")
+        _assert_same(got, sdk.make_grid(sdk.sample(G, [0, 1, 2, 3])), "uploaded checkpoint, seeds 0-3", SAMPLE_TOL)
     finally:
         page.close()

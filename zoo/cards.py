@@ -76,7 +76,7 @@ def render_card(config: Mapping[str, Any] | None = None, model_name: str | None 
         converter_version=prov.get("converter_version"),
         parity=extra.get("parity", ""),
         conversion=extra.get("conversion", ""),
-        notes=extra.get("notes") or (entry.notes if entry else ""),
+        notes=extra.get("notes") or (entry.notes if entry else "") or str(config.get("card_notes") or ""),
     )
     from cards import cards_dir
 

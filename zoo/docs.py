@@ -125,9 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if new != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(path)
+        from .fileio import write_text_atomic
+
+        write_text_atomic(path, new)
     return 0
 
 

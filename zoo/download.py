@@ -21,6 +21,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .errors import ConversionError, OfflineError
+from .fileio import chmod_like_new_file
 from .format import CONFIG_NAME, sha256_file
 from .loading import cache_dir, converted_dir
 from .registry import ModelEntry
@@ -132,6 +133,7 @@ def download(url: str, dest: Path, *, expected_sha256: str | None = None, expect
     if problem:
         part.unlink(missing_ok=True)
         raise DownloadError(f"download of {url} {problem}; it was deleted and nothing was cached - try again")
+    chmod_like_new_file(part)
     os.replace(part, dest)
     return dest
 

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelFormatError, ZooError
+from .fileio import chmod_like_new_dir
 from .registry import get_architecture
 
 FORMAT_VERSION = 1
@@ -267,11 +268,7 @@ _LOADABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64,
 
 def _apply_umask(folder: Path) -> None:
     """mkdtemp makes a private folder; give the result the permissions a normal mkdir would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~mask)
+    chmod_like_new_dir(folder)
 
 
 def write_model_folder(out_dir: str | os.PathLike[str], config: dict[str, Any], tensors: Mapping[str, torch.Tensor],

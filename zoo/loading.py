@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConversionError
+from .errors import ConversionError, UnknownModelError
 from .format import CONFIG_NAME, WEIGHTS_NAME, load_folder, sha256_file
 from .registry import ModelEntry, get_entry, is_registered
 
@@ -75,12 +75,18 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     entry names a repo) -> the original URL, downloaded, verified and converted on first use.
     """
     spec = os.fspath(name_or_path)
+    if not spec.strip():  # Path("") is the current directory: never load whatever happens to be there
+        raise UnknownModelError("empty model name: pass a registry name (`ganzoo list`), a converted model "
+                                "folder or a checkpoint file")
     if spec.startswith("hf-hub:"):
         from .hub import load_from_hub
 
         return load_from_hub(spec[len("hf-hub:"):], device=device, quiet=quiet, **kwargs)
     path = Path(spec).expanduser()
     if path.exists():
+        if not path.is_dir() and not path.is_file():
+            raise ConversionError(f"{spec} is not a regular file or folder (a device, socket or pipe?): pass a "
+                                  "checkpoint file or a converted model folder")
         if path.is_dir():
             # An upstream folder may have a config.json of its own (BigGAN): no model.safetensors there.
             if (path / CONFIG_NAME).is_file() and ((path / WEIGHTS_NAME).is_file() or not _has_upstream_weights(path)):

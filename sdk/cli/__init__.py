@@ -12,9 +12,12 @@ from .convert import convert_cmd
 from .edit import edit_cmd, interpolate_cmd, mix_cmd
 from .hub import push_cmd
 from .export import export_cmd
+from .generate import generate_cmd
 from .models import info_cmd, list_cmd
 from .sample import sample_cmd
 from .invert import invert_cmd
+from .tune import tune_cmd
+from .photo import align_cmd, edit_photo_cmd
 from .studio import studio_cmd
 
 
@@ -36,6 +39,10 @@ cli.add_command(push_cmd)
 cli.add_command(cache_group)
 cli.add_command(export_cmd)
 cli.add_command(invert_cmd)
+cli.add_command(tune_cmd)
+cli.add_command(generate_cmd)
+cli.add_command(align_cmd)
+cli.add_command(edit_photo_cmd)
 cli.add_command(studio_cmd)
 
 

@@ -52,14 +52,31 @@ def info_cmd(model: str, as_json: bool, card: bool) -> None:
         config = read_config(Path(d["local_path"])) if d["local_path"] else None
         click.echo(render_card(config, model_name=model))
         return
+    d["backend"] = _backend_choice(d.get("local_path"))
     if as_json:
         emit_json(d)
         return
     for key in ("name", "family", "architecture", "dataset", "resolution", "conditional", "num_classes", "license",
-                "license_note", "paper", "fid", "url", "sha256", "source_format", "local_path", "notes"):
+                "license_note", "paper", "fid", "url", "sha256", "source_format", "local_path", "notes", "backend"):
         value = d.get(key)
         if key == "num_classes" and d.get("class_names"):
             value = f"{value} ({', '.join(d['class_names'])})"
         if value in (None, "", 0, False) and key not in ("conditional",):
             continue
+        if key == "backend" and isinstance(value, dict):
+            value = f"{value['backend']} at batch {value['batch_size']} ({value['reason']})"
         click.echo(f"{key:>14}: {value}")
+
+
+def _backend_choice(local_path: str | None) -> dict | str:
+    """What ``ganzoo sample`` would run this model with on this machine (CPU), from the tuning cache."""
+    if not local_path:
+        return "not measured: the model is not converted locally yet"
+    from sdk.backends import cached_choice
+    from zoo.format import WEIGHTS_NAME, sha256_file
+
+    choice = cached_choice(None, weights_sha256=sha256_file(Path(local_path) / WEIGHTS_NAME))
+    if choice is None:
+        return "not measured on this machine yet: `ganzoo sample` measures batch sizes, `ganzoo tune` every backend"
+    return {"backend": choice.backend, "batch_size": choice.batch_size, "reason": choice.reason,
+            "timings_ms_per_image": choice.timings, "layouts": choice.layouts}

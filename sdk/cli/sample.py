@@ -18,11 +18,17 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--trunc-cutoff", type=click.IntRange(min=0), default=None, help="Truncate only the first N ws.")
 @click.option("--class", "class_idx", default=None,
               help='Class index or name, e.g. 207 or "golden retriever" (conditional models).')
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default=None,
+              help="Noise inputs [default: the model's: const, or none for families that store no noise].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per forward pass (default: the fastest measured for this model and machine).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="onnx: MODEL is an exported .onnx/.ort file run by onnxruntime.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "compiled", "onnx"]), default="auto", show_default=True,
+              help="auto: the fastest measured here (see `ganzoo tune`); compiled / onnx: a cached AOTInductor "
+                   "package / ONNX export of MODEL, built on first use. An .onnx/.ort MODEL runs in onnxruntime.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Opt-in reduced precision on the torch backend: bf16 on CPUs with AVX512-BF16 / AMX, fp16 on CUDA "
+                   "(lossy: `ganzoo tune MODEL --precision bf16` reports its PSNR vs fp32).")
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "mobile"]), default="auto", show_default=True,
               help="onnxruntime execution provider list (--backend onnx).")
 @click.option("--outdir", type=click.Path(file_okay=False), default=None, help="Write seedNNNN.png files here.")
@@ -35,9 +41,9 @@ DEFAULT_MODEL = "dcgan-digiface-64"
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @friendly_errors
 def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int | None, class_idx: str | None,
-               noise_mode: str, batch_size: int, device: str, backend: str, provider: str, outdir: str | None,
-               grid: str | None, cols: int | None, translate: str | None, rotate: float | None, as_json: bool,
-               quiet: bool) -> None:
+               noise_mode: str | None, batch_size: int | None, device: str, backend: str, precision: str,
+               provider: str, outdir: str | None, grid: str | None, cols: int | None, translate: str | None,
+               rotate: float | None, as_json: bool, quiet: bool) -> None:
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
@@ -46,19 +52,32 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
     seed_list = sdk.parse_seeds(seeds)
     shift = parse_translate(translate)
-    if backend == "onnx":
-        if not model.endswith((".onnx", ".ort")):
-            raise click.BadParameter("with --backend onnx, MODEL is an .onnx/.ort file (make one with ganzoo export)",
-                                     param_hint="MODEL")
+    if model.endswith((".onnx", ".ort")):
+        if backend not in ("auto", "onnx"):
+            raise click.BadParameter(f"{Path(model).name} is an exported file: it runs with --backend onnx (or auto)",
+                                     param_hint="--backend")
         G = sdk.OnnxGenerator(model, provider=provider, quiet=quiet)
+        backend = "torch"  # the OnnxGenerator itself is the generator to call
     else:
         G = zoo.load(model, device=resolve_device(device), quiet=quiet)
     cls = resolve_class(G, class_idx)
     if shift is not None or rotate is not None:
         sdk.transform.transform_buffer(G)  # fail before sampling when the model is not StyleGAN3
+    if noise_mode is None:
+        noise_mode = sdk.sampling.default_noise_mode(G)
+    choice = None
+    if shift is None and rotate is None:
+        from sdk.backends import resolve
+
+        _, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=trunc_cutoff,
+                            quiet=quiet, precision=precision)
+        if not quiet:
+            size = "measured while sampling" if choice.batch_size is None else f"batch {choice.batch_size}"
+            click.echo(f"ganzoo: backend {choice.backend}, {size} ({choice.source}: {choice.reason})", err=True)
     images = sdk.sample(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
                         class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                        translate=shift, rotate=rotate)
+                        translate=shift, rotate=rotate, backend=choice if choice is not None else backend,
+                        precision=precision)
     written = []
     if outdir:
         for s, im in zip(seed_list, images):
@@ -66,7 +85,8 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     if grid:
         written.append(str(sdk.save_image(sdk.make_grid(images, cols=cols), grid)))
     if as_json:
-        emit_json({"model": model, "seeds": seed_list, "files": written})
+        emit_json({"model": model, "seeds": seed_list, "files": written,
+                   "backend": choice.to_dict() if choice is not None else {"backend": backend}})
     elif not quiet:
         click.echo(f"wrote {len(written)} file(s): {written[0]}{' ...' if len(written) > 1 else ''}", err=True)
 

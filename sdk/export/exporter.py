@@ -23,7 +23,8 @@ Family hooks (all optional, looked up on the generator) keep the exporter generi
   :class:`sdk.OnnxGenerator` can feed them. A family that wants such a value baked simply does not list it:
   the exporter then traces whatever the module holds.
 - ``onnx_forward(parts, inputs, noise_mode) -> Tensor``: replaces the default graph body below when a family
-  needs something else; ``inputs`` maps the graph input names to tensors.
+  needs something else; ``inputs`` maps the graph input names to tensors. A hook with a ``truncation_cutoff``
+  keyword also receives the requested cutoff.
 
 Default body: style-based ``full`` is ``synthesis(lerp(w_avg, mapping(z, c), psi))`` with the truncation
 (and an optional baked ``truncation_cutoff``) done on tensors so ``truncation_psi`` stays an input; other
@@ -33,12 +34,12 @@ generators are called as ``G(z, c, truncation_psi=<tensor>, noise_mode=...)``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.fileio import atomic_write, chmod_like_new_file
 
 #: Max-abs tolerance of onnxruntime vs torch (fp32 weights, images in [-1, 1]). Measured errors of the
 #: test generators are ~1e-5; reordered float sums in a 1024 px generator stay well below 1e-3.
@@ -145,6 +147,8 @@ class _ExportModule(nn.Module):
         inputs = dict(zip(self.names, args))
         hook = getattr(self.G, "onnx_forward", None)
         if callable(hook):
+            if "truncation_cutoff" in inspect.signature(hook).parameters:
+                return hook(self.parts, inputs, self.noise_mode, truncation_cutoff=self.cutoff)
             return hook(self.parts, inputs, self.noise_mode)
         extras = {k: inputs[k] for k in self.extra_names}
         G = self.G
@@ -400,10 +404,7 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
         raise OnnxExportError(f"exported graph inputs {names_in_graph} differ from {module.names}: an input was "
                               "folded into a constant (e.g. truncation_psi used in Python control flow)")
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_write(out) as tmp:
         onnx.save_model(proto, tmp)
         onnx.checker.check_model(os.fspath(tmp), full_check=True)
         batches = tuple(verify_batches) if dynamic_batch else (1,)
@@ -416,18 +417,10 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
         if not worst <= tol:
             raise OnnxExportError(f"onnxruntime output differs from torch by {worst:.3g} (max-abs, per batch "
                                   f"{errors}) > tolerance {tol:g}; nothing written")
-        _chmod_like_new_file(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportReport(path=str(out), parts=parts, precision=precision, opset=opset, dynamic_batch=dynamic_batch,
                         inputs=_shapes(proto.graph.input), outputs=_shapes(proto.graph.output),
                         max_abs_error=errors, tolerance=tol, size_bytes=out.stat().st_size,
                         metadata={k[len(METADATA_PREFIX):]: v for k, v in meta.items()}, verify_seed=seed)
 
 
-def _chmod_like_new_file(p: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    p.chmod(0o666 & ~mask)
+_chmod_like_new_file = chmod_like_new_file  # older name, kept for importers

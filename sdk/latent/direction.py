@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from zoo.errors import ZooError
+from zoo.fileio import atomic_write
 
 SPACES = ("z", "w", "w+")
 FORMAT = "ganzoo-direction"
@@ -145,14 +145,8 @@ class Direction:
         metadata = {"format": FORMAT, "space": self.space, "method": self.method,
                     "layers": json.dumps(self.layers), "params": json.dumps(self.params),
                     "weights_sha256": self.weights_sha256 or "", "names": json.dumps(self.names)}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
         return path
 
 

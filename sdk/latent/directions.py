@@ -52,8 +52,10 @@ def style_affines(G: Any) -> list[tuple[str, nn.Module, int, bool]]:
     if synth is None:
         raise DirectionError(f"{_model_name(G)} is not style-based (no synthesis network)")
     modules = dict(synth.named_modules())
+    # families that keep upstream module names say what their affines are called (default: NVIDIA's "affine")
+    suffixes = tuple(getattr(G, "style_affine_names", ("affine",)))
     affines = [(name, m) for name, m in modules.items()
-               if name.rsplit(".", 1)[-1] == "affine" and isinstance(getattr(m, "weight", None), torch.Tensor)]
+               if name.rsplit(".", 1)[-1] in suffixes and isinstance(getattr(m, "weight", None), torch.Tensor)]
     if not affines:
         raise DirectionError(f"{_model_name(G)}'s synthesis network has no style affine layers")
     dev = _device(G)
@@ -86,7 +88,14 @@ def style_affines(G: Any) -> list[tuple[str, nn.Module, int, bool]]:
 
 
 def _first_projection(G: Any) -> tuple[str, torch.Tensor]:
-    """The first layer that reads z, as ``(name, weight [features, z_dim])``."""
+    """The first layer that reads z, as ``(name, weight [features, z_dim])``.
+
+    A family whose first layer reads z beside something else (e.g. a class embedding) names it through a
+    ``z_projection()`` method returning the same pair.
+    """
+    hook = getattr(G, "z_projection", None)
+    if callable(hook):
+        return hook()
     z_dim, c_dim = int(G.z_dim), int(getattr(G, "c_dim", 0) or 0)
     for name, m in G.named_modules():
         if isinstance(m, nn.Linear) and m.in_features in (z_dim, z_dim + c_dim):

@@ -233,6 +233,9 @@ class Inversion:
     c: torch.Tensor | None = None
     history: list[float] = field(default_factory=list)
     loss_detail: str = ""
+    #: "optimize", "encoder" or "encoder+optimize"; ``encoder`` names the encoder that gave the start.
+    method: str = "optimize"
+    encoder: str = ""
 
     @property
     def ws(self) -> torch.Tensor:
@@ -392,11 +395,116 @@ def _c_for(G: Any, class_idx: int | None, device: torch.device) -> torch.Tensor 
 
 # --- the optimisation -----------------------------------------------------------------------------
 
-def invert(G: Any, image: Any, *, space: Space | None = None, steps: int = 100, loss: LossName = "auto",
+Method = Literal["optimize", "encoder", "encoder+optimize"]
+METHODS = ("optimize", "encoder", "encoder+optimize")
+
+
+def encoder_for(G: Any) -> str | None:
+    """The registry name of the encoder registered for ``G`` (by its model name), if any."""
+    from zoo.models.encoders import DEFAULT_ENCODER
+
+    return DEFAULT_ENCODER.get(str((getattr(G, "model_info", None) or {}).get("model_name", "")))
+
+
+def resolve_encoder(G: Any, encoder: Any) -> Any:
+    """``encoder`` (a loaded encoder, a registry name or a folder/file) loaded and checked against ``G``."""
+    if isinstance(encoder, (str, os.PathLike)):
+        import zoo
+
+        encoder = zoo.load(encoder, device=_device_of(G), quiet=True)
+    if not getattr(encoder, "is_encoder", False):
+        raise ImageInputError(f"{type(encoder).__name__} is not an image encoder (pSp / e4e / ReStyle)")
+    gen = encoder.generator
+    if (gen.w_dim, gen.num_ws) != (G.w_dim, G.num_ws):
+        raise ImageInputError(f"the encoder's generator has W+ [{gen.num_ws}, {gen.w_dim}] but the model has "
+                              f"[{G.num_ws}, {G.w_dim}]: use the encoder made for this model (or its .generator)")
+    return encoder
+
+
+def _default_method(G: Any, encoder: Any) -> tuple[str, Any]:
+    if encoder is not None:
+        return "encoder+optimize", encoder
+    name = encoder_for(G)
+    if name is None or not getattr(G, "style_based", False):
+        return "optimize", None
+    from zoo.loading import load_embedded_or_cached
+    from zoo.registry import get_entry
+
+    if load_embedded_or_cached(get_entry(name)) is None:  # registered but not on this machine: no surprise download
+        return "optimize", None
+    return "encoder+optimize", name
+
+
+def encoder_latent(encoder: Any, image: Any, fit: str = "crop", n_iters: int | None = None) -> torch.Tensor:
+    """``encoder.encode`` of ``image`` (any size; resized to the encoder's input size). [1, num_ws, w_dim]."""
+    h, w = encoder.input_size
+    if h == w:
+        x = prepare_image(image, w, 3, fit=fit)
+    else:  # the car encoders take 4:3 images: resize, do not crop
+        arr = np.asarray(open_image(image).convert("RGB").resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+        x = ((torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) - 127.5) / 127.5).clamp(-1, 1)
+    x = x.to(encoder.latent_avg.device)
+    with torch.no_grad():
+        return encoder.encode(x, n_iters=n_iters)
+
+
+def invert(G: Any, image: Any, *, method: Method | None = None, encoder: Any = None, n_iters: int | None = None,
+           space: Space | None = None, steps: int = 100, loss: LossName = "auto",
            noise_reg: float | None = None, seed: int = 0, callback: Callable[[int, int, float], Any] | None = None,
            quiet: bool = False, class_idx: int | None = None, optimize_noise: bool = True,
            optimize_c: bool = False, starts: int | None = None, fit: str = "crop",
            schedule: Schedule | None = None, init: torch.Tensor | None = None) -> Inversion:
+    """Invert ``image`` into ``G``'s latent space and return an :class:`Inversion`.
+
+    ``method``: ``"optimize"`` (below), ``"encoder"`` (one forward pass of a pSp / e4e / ReStyle ``encoder``:
+    a loaded encoder, a registry name or a folder; ``n_iters`` ReStyle steps) or ``"encoder+optimize"`` (the
+    encoder's W+ latent starts the optimisation). Default: ``"encoder+optimize"`` when ``encoder`` is given or
+    an encoder registered for ``G`` is on this machine, else ``"optimize"``.
+    """
+    if method is None:
+        method, encoder = _default_method(G, encoder)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use {', '.join(METHODS)}")
+    if method == "optimize":
+        return _optimize(G, image, space=space, steps=steps, loss=loss, noise_reg=noise_reg, seed=seed,
+                         callback=callback, quiet=quiet, class_idx=class_idx, optimize_noise=optimize_noise,
+                         optimize_c=optimize_c, starts=starts, fit=fit, schedule=schedule, init=init)
+    if encoder is None:
+        name = encoder_for(G)
+        if name is None:
+            raise ImageInputError(f"method {method!r} needs an encoder: pass encoder=NAME|FOLDER (no encoder is "
+                                  f"registered for {model_id(G) or type(G).__name__})")
+        encoder = name
+    if init is not None:
+        raise ValueError("init and an encoder both give the start; pass one of them")
+    if space not in (None, "w+"):
+        raise ValueError(f"encoders give W+ latents; space={space!r} is not available with method {method!r}")
+    enc = resolve_encoder(G, encoder)
+    enc_name = model_id(enc)
+    ws = encoder_latent(enc, image, fit=fit, n_iters=n_iters).to(_device_of(G))
+    if method == "encoder+optimize":
+        inv = _optimize(G, image, space="w+", steps=steps, loss=loss, noise_reg=noise_reg, seed=seed,
+                        callback=callback, quiet=quiet, class_idx=class_idx, optimize_noise=optimize_noise,
+                        fit=fit, schedule=schedule, init=ws)
+        return replace(inv, method=method, encoder=enc_name)
+    device = _device_of(G)
+    target = prepare_image(image, int(G.img_resolution), int(G.img_channels), fit=fit).to(device)
+    with warnings.catch_warnings():  # only for the LPIPS metric here: no fallback notice
+        warnings.simplefilter("ignore", PerceptualFallbackWarning)
+        lpips_fn = resolve_loss(loss, device)[1]
+    with torch.no_grad():
+        recon = G.synthesis(ws, noise_mode="const")
+    return Inversion(latent=ws.cpu(), space="w+", reconstruction=recon, image=to_pil(recon)[0], target=target.cpu(),
+                     metrics=image_metrics(recon, target, lpips_fn), loss="none", weights_sha256=generator_sha256(G),
+                     model=model_id(G), steps=0, loss_detail=f"encoder only ({enc.family} {enc.encoder_type})",
+                     method=method, encoder=enc_name)
+
+
+def _optimize(G: Any, image: Any, *, space: Space | None = None, steps: int = 100, loss: LossName = "auto",
+              noise_reg: float | None = None, seed: int = 0, callback: Callable[[int, int, float], Any] | None = None,
+              quiet: bool = False, class_idx: int | None = None, optimize_noise: bool = True,
+              optimize_c: bool = False, starts: int | None = None, fit: str = "crop",
+              schedule: Schedule | None = None, init: torch.Tensor | None = None) -> Inversion:
     """Invert ``image`` into ``G``'s latent space and return an :class:`Inversion`.
 
     ``space`` defaults to ``"w"`` for style-based generators and ``"z"`` otherwise. ``loss="auto"`` uses

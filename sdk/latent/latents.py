@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping
 import torch
 
 from zoo.errors import ZooError
+from zoo.fileio import atomic_write
 
 LATENT_FORMAT_VERSION = "1"
 SPACES = ("z", "w", "w+")
@@ -133,12 +134,8 @@ def save_latent(path: str | os.PathLike[str], latent: torch.Tensor, *, space: st
         metadata[k] = v if isinstance(v, str) else json.dumps(v, default=str)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.fileio import atomic_write
+
 LPIPS_FILE = "lpips_vgg16.safetensors"
 # torchvision ``vgg16`` ImageNet weights file name (torchvision.models.VGG16_Weights.IMAGENET1K_V1).
 TORCHVISION_VGG16 = "vgg16-397923af.pth"
@@ -169,12 +171,8 @@ def convert_lpips_weights(vgg_pth: str | os.PathLike[str], lpips_lin_pth: str | 
                          f"torchvision's {TORCHVISION_VGG16} and lpips' v0.1 vgg.pth")
     path = Path(out) if out is not None else lpips_weights_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(path) as tmp:
         save_file({k: v.float().contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

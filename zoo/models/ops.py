@@ -65,9 +65,25 @@ def _separable(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     return col / total.sqrt(), row / total.sqrt()
 
 
-def _channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in channels-last memory order on CPU (values unchanged), where oneDNN's kernels run faster."""
-    if x.device.type != "cpu" or x.ndim != 4:
+#: Per-op memory-layout choice on CPU: feed oneDNN channels-last input (True) or keep NCHW (False). Values are
+#: identical either way; speed is not: on an Intel Xeon (AVX-512, AMX) channels-last made transposed convs 1.3-1.7x
+#: and the FIR 2.5x faster, on an AMD EPYC (Zen 3, AVX2) transposed convs were slower channels-last at 256 px. The
+#: defaults are the Intel measurements; ``sdk.backends`` measures this machine once and calls
+#: :func:`set_cpu_layouts` with its own answer.
+CPU_CHANNELS_LAST = {"conv_transpose": True, "fir": True}
+
+
+def set_cpu_layouts(choices: dict[str, bool]) -> None:
+    """Set :data:`CPU_CHANNELS_LAST` entries (unknown op names are an error)."""
+    unknown = set(choices) - set(CPU_CHANNELS_LAST)
+    if unknown:
+        raise ValueError(f"unknown layout op(s) {sorted(unknown)}; known: {sorted(CPU_CHANNELS_LAST)}")
+    CPU_CHANNELS_LAST.update({k: bool(v) for k, v in choices.items()})
+
+
+def _channels_last_on_cpu(x: torch.Tensor, op: str) -> torch.Tensor:
+    """``x`` in channels-last memory order on CPU (values unchanged) when :data:`CPU_CHANNELS_LAST` says so."""
+    if x.device.type != "cpu" or x.ndim != 4 or not CPU_CHANNELS_LAST[op]:
         return x
     try:
         return x.contiguous(memory_format=torch.channels_last)
@@ -102,7 +118,7 @@ def upfirdn2d(
     if c >= 16:
         # oneDNN's depthwise conv is ~2.5x faster channels-last on CPU (benchmarks/bench_generate.py: 4x4 FIR
         # at 259 px, 128 ch: 179 vs 495 ms at batch 8); later convs keep the layout. Same values either way.
-        x = _channels_last_on_cpu(x)
+        x = _channels_last_on_cpu(x, "fir")
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     parts = _separable(f) if (separable and f.ndim == 2) else None
@@ -164,7 +180,7 @@ def conv2d_resample(
     p0 -= kw - 1
     p1 -= kw - up
     pt = max(min(-p0, -p1), 0)
-    x = _channels_last_on_cpu(x)  # oneDNN's transposed conv is 1.3-1.7x faster channels-last (bench_generate.py)
+    x = _channels_last_on_cpu(x, "conv_transpose")  # see CPU_CHANNELS_LAST
     x = F.conv_transpose2d(x, w.transpose(0, 1), stride=up, padding=pt)
     return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable)
 

@@ -84,7 +84,8 @@ class MappingNetwork(nn.Module):
             self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
+                truncation_cutoff: int | None = None, truncation_latent: torch.Tensor | None = None) -> torch.Tensor:
+        """``truncation_latent`` ([1, w_dim] or [N, w_dim]): the truncation centre instead of ``w_avg``."""
         parts = []
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
@@ -96,18 +97,33 @@ class MappingNetwork(nn.Module):
         if self.num_ws is None:
             return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        return truncate_ws(x, self.w_avg, truncation_psi, truncation_cutoff)
+        return truncate_ws(x, truncation_centre(self.w_avg, truncation_latent, x), truncation_psi, truncation_cutoff)
+
+
+def truncation_centre(w_avg: torch.Tensor, truncation_latent: torch.Tensor | None, ws: torch.Tensor) -> torch.Tensor:
+    """The stored ``w_avg``, or an explicit ``[1 | N, w_dim]`` centre shaped to broadcast over ``ws [N, L, w_dim]``."""
+    if truncation_latent is None:
+        return w_avg
+    t = truncation_latent.to(device=ws.device, dtype=ws.dtype)
+    if t.ndim != 2 or t.shape[1] != ws.shape[2] or t.shape[0] not in (1, ws.shape[0]):
+        raise ValueError(f"truncation_latent must have shape [1, {ws.shape[2]}] or [{ws.shape[0]}, {ws.shape[2]}], "
+                         f"got {list(t.shape)}")
+    return t.unsqueeze(1)
 
 
 def truncate_ws(ws: torch.Tensor, w_avg: torch.Tensor, psi: float | torch.Tensor = 1.0,
                 cutoff: int | None = None) -> torch.Tensor:
-    """The truncation trick: lerp ``ws[:, :cutoff]`` (all layers when ``cutoff`` is None) towards ``w_avg``."""
+    """The truncation trick: lerp ``ws[:, :cutoff]`` (all layers when ``cutoff`` is None) towards ``w_avg``.
+
+    ``w_avg`` is ``[w_dim]`` or a broadcastable centre such as ``[N, 1, w_dim]``.
+    """
     if not isinstance(psi, torch.Tensor) and psi == 1:
         return ws
+    lerp = not isinstance(psi, torch.Tensor) and w_avg.ndim == 1  # the upstream op for the stored average
     if cutoff is None:
-        return w_avg.lerp(ws, psi) if not isinstance(psi, torch.Tensor) else w_avg + psi * (ws - w_avg)
+        return w_avg.lerp(ws, psi) if lerp else w_avg + psi * (ws - w_avg)
     head = ws[:, :cutoff]
-    head = w_avg.lerp(head, psi) if not isinstance(psi, torch.Tensor) else w_avg + psi * (head - w_avg)
+    head = w_avg.lerp(head, psi) if lerp else w_avg + psi * (head - w_avg)
     return torch.cat([head, ws[:, cutoff:]], dim=1)
 
 
@@ -129,13 +145,16 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", gain: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", gain: float = 1.0,
+                noise_input: torch.Tensor | None = None) -> torch.Tensor:
         expected = self.resolution // self.up
         if x.shape[2] != expected or x.shape[3] != expected:
             raise ValueError(f"SynthesisLayer expects {expected}x{expected} input, got {list(x.shape)}")
         styles = self.affine(w)
         noise = None
-        if self.use_noise and noise_mode == "random":
+        if self.use_noise and noise_input is not None:  # explicit noise, broadcastable to [N, 1, r, r]
+            noise = noise_input.to(device=x.device, dtype=x.dtype) * self.noise_strength
+        elif self.use_noise and noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
@@ -222,19 +241,22 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
-                noise_mode: str = "const") -> tuple[torch.Tensor, torch.Tensor | None]:
+                noise_mode: str = "const", noise: Sequence[torch.Tensor | None] | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``noise``: explicit noise for this block's conv layers (``num_conv`` entries, None = ``noise_mode``)."""
         w_iter = iter(ws.unbind(dim=1))
+        n_iter = iter(noise if noise is not None else [None] * self.num_conv)
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, noise_input=next(n_iter))
         elif self.architecture == "resnet":
             y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, gain=math.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, noise_input=next(n_iter))
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, gain=math.sqrt(0.5), noise_input=next(n_iter))
             x = y + x
         else:
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
+            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, noise_input=next(n_iter))
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, noise_input=next(n_iter))
         if img is not None:
             img = upsample2d(img, _fir(self.resample_filter))
         if self.is_last or self.architecture == "skip":
@@ -272,19 +294,31 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    @property
+    def num_noise(self) -> int:
+        """How many per-layer noise inputs ``forward(noise=...)`` takes (one per conv layer, ``num_ws - 1``)."""
+        return sum(getattr(self, f"b{res}").num_conv for res in self.block_resolutions)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const",
+                noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """``ws [N, num_ws, w_dim]`` -> image. ``noise``: ``num_noise`` per-layer tensors in layer order
+        (b4.conv1, b8.conv0, b8.conv1, ...), each broadcastable to ``[N, 1, r, r]`` or None (``noise_mode``)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         if noise_mode not in ("const", "random", "none"):
             raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+        if noise is not None and len(noise) != self.num_noise:
+            raise ValueError(f"noise must list {self.num_noise} per-layer tensors (or None), got {len(noise)}")
         ws = ws.to(torch.float32)
         x = img = None
-        w_idx = 0
+        w_idx = n_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             cur = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
-            x, img = block(x, img, cur, noise_mode=noise_mode)
+            block_noise = None if noise is None else list(noise[n_idx:n_idx + block.num_conv])
+            n_idx += block.num_conv
+            x, img = block(x, img, cur, noise_mode=noise_mode, noise=block_noise)
         return img
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -349,12 +349,18 @@ class SynthesisNetwork(nn.Module):
                                                     magnitude_ema_beta=magnitude_ema_beta))
             self.layer_names.append(spec.name)
 
+    num_noise = 0  # StyleGAN3 layers take no noise
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", transform: torch.Tensor | None = None,
-                **_: Any) -> torch.Tensor:
+                noise: Sequence[torch.Tensor | None] | None = None, **_: Any) -> torch.Tensor:
         """``ws [N, num_ws, w_dim]`` -> image; ``noise_mode`` is accepted for API symmetry (no noise in SG3).
 
         ``transform``: an inverse image transform ``[3, 3]`` for this call instead of ``input.transform``.
+        ``noise``: StyleGAN3 has no noise inputs, so only ``None`` or an empty list is accepted (anything else
+        would be silently ignored otherwise).
         """
+        if noise is not None and len(noise) != 0:
+            raise ValueError(f"StyleGAN3 synthesis has no noise inputs: got {len(noise)} noise tensor(s)")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         if noise_mode not in NOISE_MODES:

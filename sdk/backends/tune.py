@@ -1,0 +1,419 @@
+"""Which backend and batch size run a model fastest on this machine: measured once, cached, reused.
+
+``auto`` (the default of ``sdk.sample`` and ``ganzoo sample``) uses the cached answer for this model and
+machine when there is one. Without one it runs eager torch and measures batch sizes 1, 2, 4, 8, ... on the
+job's own images as they are generated (every image is still one of the requested seeds, so nothing is
+wasted), keeps the fastest for the rest of the job and caches it. :func:`tune` (``ganzoo tune MODEL``)
+measures every backend, compiling / exporting the model once, and caches the winner for later calls.
+The cache lives in ``<cache>/autotune/``, keyed by the weights sha256 and :func:`machine.fingerprint`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .machine import fingerprint, fingerprint_key
+from .runners import BACKENDS, BackendError, Runner, _device, make_runner, supports_graph, weights_key
+
+PROBE_BATCHES = (1, 2, 4, 8, 16)
+DEFAULT_BATCH = 8  # a forced backend without a batch size and no measurement
+CACHE_VERSION = 1
+MEMORY_ENV = "GANZOO_MEMORY_BUDGET"
+
+
+@dataclass
+class BackendChoice:
+    """What runs a model: ``backend`` at ``batch_size`` (None: batch measured while sampling), and why."""
+
+    backend: str
+    batch_size: int | None
+    source: str  # forced | cached | tuned | adaptive | fallback
+    reason: str
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # backend -> {batch: ms per image}
+    layouts: dict[str, bool] | None = None
+    max_batch: int | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    quality: dict[str, Any] = field(default_factory=dict)  # opt-in precisions measured by tune(): PSNR vs fp32
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- cache ---------------------------------------------------------------------------------------------------
+
+def _autotune_dir() -> Path:
+    from zoo.loading import cache_dir
+
+    return cache_dir() / "autotune"
+
+
+def choice_path(G: Any) -> Path:
+    return _choice_file(weights_key(G), _device(G))
+
+
+def _choice_file(weights: str, device: torch.device | str) -> Path:
+    return _autotune_dir() / f"{weights[:16]}-{fingerprint_key(fingerprint(device))}.json"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from zoo.fileio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == CACHE_VERSION else None
+
+
+def cached_choice(G: Any, *, weights_sha256: str | None = None, device: str = "cpu") -> BackendChoice | None:
+    """The cached choice for ``G`` (or for the weights with ``weights_sha256`` on ``device``) here, or None."""
+    if weights_sha256 is not None:
+        data = _read_json(_choice_file(weights_sha256, device))
+    elif isinstance(G, torch.nn.Module):
+        data = _read_json(choice_path(G))
+    else:
+        return None
+    if data is None:
+        return None
+    c = data["choice"]
+    return BackendChoice(backend=c["backend"], batch_size=c["batch_size"], source="cached", reason=c["reason"],
+                         timings=data.get("timings", {}), layouts=data.get("layouts"), max_batch=data.get("max_batch"),
+                         fingerprint=data.get("fingerprint", {}), quality=data.get("quality") or {})
+
+
+def _save_choice(G: Any, choice: BackendChoice, how: str) -> None:
+    _write_json(choice_path(G), {"version": CACHE_VERSION, "weights": weights_key(G), "fingerprint": choice.fingerprint,
+                                 "measured_by": how, "timings": choice.timings, "layouts": choice.layouts,
+                                 "max_batch": choice.max_batch, "quality": choice.quality,
+                                 "choice": {"backend": choice.backend, "batch_size": choice.batch_size,
+                                            "reason": choice.reason}})
+
+
+# --- memory ----------------------------------------------------------------------------------------------------
+
+def _parse_bytes(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        return int(float(num) * units[unit])
+    except ValueError:
+        raise BackendError(f"{MEMORY_ENV}={text!r} is not a size: use e.g. 4GiB or 512MiB") from None
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a batch's activations may take: ``$GANZOO_MEMORY_BUDGET``, else a quarter of what is free (<= 8 GiB)."""
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        return _parse_bytes(env)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    avail = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return min(8 << 30, (avail or (8 << 30)) // 4)
+
+
+def per_image_bytes(G: Any, noise_mode: str = "const") -> int:
+    """An upper bound of one image's activation memory: every module output of a batch-1 forward, summed."""
+    total = 0
+
+    def hook(_m: Any, _i: Any, out: Any) -> None:
+        nonlocal total
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in G.modules()]
+    try:
+        with torch.no_grad():
+            dev = _device(G)
+            z = torch.zeros(1, G.z_dim, device=dev)
+            c = torch.zeros(1, G.c_dim, device=dev) if G.c_dim else None
+            if c is not None:
+                c[:, 0] = 1
+            G(z, c, noise_mode=noise_mode)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total, 1)
+
+
+def max_batch(G: Any, noise_mode: str = "const") -> int:
+    if not isinstance(G, torch.nn.Module):
+        return max(PROBE_BATCHES)
+    return max(1, min(max(PROBE_BATCHES) * 4, memory_budget(_device(G)) // per_image_bytes(G, noise_mode)))
+
+
+# --- per-machine kernel layouts ----------------------------------------------------------------------------------
+
+def _time(fn: Callable[[], Any], repeats: int = 3) -> float:
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+_LAYOUTS_MEMO: dict[str, dict[str, bool]] = {}  # per process: the machine does not change under it
+
+
+def kernel_layouts(refresh: bool = False) -> dict[str, bool]:
+    """Channels-last or NCHW for the CPU ops in ``zoo.models.ops.CPU_CHANNELS_LAST``, measured on this machine.
+
+    Each op is timed both ways on one StyleGAN2-like high-resolution layer (64 channels at 64 -> 128 px, where
+    the layouts were seen to flip between CPUs), about a quarter of a second in all, then cached per machine.
+    """
+    import torch.nn.functional as F
+
+    key = fingerprint_key(fingerprint("cpu"))
+    path = _autotune_dir() / f"kernels-{key}.json"
+    if not refresh and key in _LAYOUTS_MEMO:
+        if not path.is_file():
+            _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"),
+                               "layouts": _LAYOUTS_MEMO[key], "ms": None})
+        return dict(_LAYOUTS_MEMO[key])
+    data = None if refresh else _read_json(path)
+    if data is not None:
+        _LAYOUTS_MEMO[key] = {k: bool(v) for k, v in data["layouts"].items()}
+        return dict(_LAYOUTS_MEMO[key])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 64, 64, generator=gen)
+    w = torch.randn(64, 64, 3, 3, generator=gen)
+    y = torch.randn(1, 64, 131, 131, generator=gen)
+    f = torch.randn(64, 1, 4, 4, generator=gen)
+    ops = {"conv_transpose": (x, lambda t: F.conv_transpose2d(t, w, stride=2)),
+           "fir": (y, lambda t: F.conv2d(t, f, groups=64))}
+    layouts, ms = {}, {}
+    with torch.no_grad():
+        for name, (inp, fn) in ops.items():
+            cl = inp.contiguous(memory_format=torch.channels_last)
+            t_nchw, t_cl = _time(lambda: fn(inp)), _time(lambda: fn(cl))
+            layouts[name] = t_cl < t_nchw
+            ms[name] = {"nchw_ms": round(t_nchw * 1e3, 3), "channels_last_ms": round(t_cl * 1e3, 3)}
+    _LAYOUTS_MEMO[key] = dict(layouts)
+    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "layouts": layouts, "ms": ms})
+    return layouts
+
+
+def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
+    if device.type != "cpu":
+        return None
+    from zoo.models.ops import set_cpu_layouts
+
+    layouts = kernel_layouts()
+    set_cpu_layouts(layouts)
+    return layouts
+
+
+# --- measuring -------------------------------------------------------------------------------------------------
+
+def _probe_inputs(G: Any, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    gen = torch.Generator().manual_seed(batch)
+    dev = _device(G)
+    z = torch.randn(batch, G.z_dim, generator=gen).to(dev)
+    c = None
+    if G.c_dim:
+        c = torch.nn.functional.one_hot(torch.arange(batch) % G.c_dim, G.c_dim).to(torch.float32).to(dev)
+    return z, c
+
+
+def ms_per_image(runner: Runner, G: Any, batch: int, repeats: int = 2, psi: float = 1.0) -> float:
+    z, c = _probe_inputs(G, batch)
+    with torch.no_grad():
+        return _time(lambda: runner(z, c, psi), repeats) * 1e3 / batch
+
+
+def tune(G: Any, backends: Sequence[str] = BACKENDS, batches: Sequence[int] = PROBE_BATCHES, *,
+         noise_mode: str = "const", truncation_cutoff: int | None = None, repeats: int = 2,
+         precisions: Sequence[str] = (), progress: Callable[[str], None] | None = None) -> BackendChoice:
+    """Measure ``backends`` at ``batches`` (capped by the memory budget) and cache the fastest; returns it.
+
+    ``precisions`` (e.g. ``["bf16"]``) are also timed on eager torch, with their PSNR against fp32, and
+    reported (``timings["torch-bf16"]``, ``quality``) but never chosen: reduced precision stays opt-in.
+    """
+    say = progress or (lambda m: None)
+    device = _device(G)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise BackendError(f"unknown backend(s) {', '.join(unknown)}: choose from {', '.join(BACKENDS)}")
+    layouts = apply_kernel_layouts(device)
+    cap = max_batch(G, noise_mode)
+    sizes = sorted({b for b in batches if b <= cap} or {1})
+    timings: dict[str, dict[str, float]] = {}
+    skipped: dict[str, str] = {}
+    for name in backends:
+        try:
+            runner = make_runner(G, name, noise_mode, truncation_cutoff, progress=say)
+        except Exception as e:  # noqa: BLE001 - a backend that cannot build this model is skipped, with the reason
+            skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
+            say(f"{name}: skipped ({skipped[name]})")
+            continue
+        timings[name] = {}
+        for b in sizes:
+            say(f"timing {name} at batch {b}")
+            timings[name][str(b)] = round(ms_per_image(runner, G, b, repeats), 3)
+    if not timings:
+        raise BackendError(f"no backend could run this model: {skipped}")
+    quality: dict[str, Any] = {}
+    for prec in precisions:
+        runner = make_runner(G, "torch", noise_mode, truncation_cutoff, precision=prec)
+        key = f"torch-{prec}"
+        timings[key] = {}
+        for b in sizes:
+            say(f"timing torch ({prec}) at batch {b}")
+            timings[key][str(b)] = round(ms_per_image(runner, G, b, repeats), 3)
+        quality[prec] = precision_quality(G, prec)
+    reduced = {k for k in timings if k.startswith("torch-")}
+    best_backend, best_batch = min(((n, int(b)) for n, t in timings.items() if n not in reduced for b in t),
+                                   key=lambda nb: timings[nb[0]][str(nb[1])])
+    best = timings[best_backend][str(best_batch)]
+    eager = timings.get("torch", {})
+    ref = f"; eager torch at batch {DEFAULT_BATCH}: {eager[str(DEFAULT_BATCH)]:.1f} ms" if str(DEFAULT_BATCH) in eager else ""
+    reason = f"fastest measured: {best_backend} at batch {best_batch}, {best:.1f} ms/image{ref}"
+    if skipped:
+        reason += "; skipped " + ", ".join(f"{k} ({v})" for k, v in skipped.items())
+    for prec, q in quality.items():
+        t = timings[f"torch-{prec}"]
+        fastest = min(t.values())
+        reason += (f"; opt-in {prec}: {best / fastest:.2f}x the chosen path's speed at {q['psnr_db']} dB PSNR vs fp32 "
+                   f"(precision='{prec}')")
+    choice = BackendChoice(best_backend, best_batch, "tuned", reason, timings, layouts, cap, fingerprint(device),
+                           quality=quality)
+    _save_choice(G, choice, "tune")
+    return choice
+
+
+class BatchPlan:
+    """The batch sizes of one job: fixed, or measured on the job's own images (1 twice, then 2, 4, 8 ...)."""
+
+    def __init__(self, choice: BackendChoice, n_images: int) -> None:
+        self.choice, self.n = choice, n_images
+        self.adaptive = choice.batch_size is None
+        cap = choice.max_batch or max(PROBE_BATCHES)
+        # the first call warms kernels up (oneDNN primitive creation): batch 1 runs again before it counts
+        self.schedule = [1] + [b for b in PROBE_BATCHES if b <= cap] if self.adaptive else []
+        self._warming = self.adaptive
+        self.measured: dict[int, float] = {}
+
+    def next_size(self, remaining: int) -> int:
+        if not self.adaptive:
+            return min(int(self.choice.batch_size or DEFAULT_BATCH), remaining)
+        return min(self.schedule[0] if self.schedule else self.best(), remaining)
+
+    def record(self, size: int, seconds: float) -> None:
+        if not self.adaptive or not self.schedule or size != self.schedule[0]:
+            return
+        self.schedule.pop(0)
+        if self._warming:
+            self._warming = False
+            return
+        self.measured[size] = seconds * 1e3 / size
+
+    def best(self) -> int:
+        return min(self.measured, key=self.measured.__getitem__) if self.measured else DEFAULT_BATCH
+
+    def finish(self, G: Any) -> None:
+        """Cache what an adaptive job measured (eager torch only), when it measured at least two sizes."""
+        done = self.measured
+        if not self.adaptive or len(done) < 2 or not isinstance(G, torch.nn.Module):
+            return
+        best = self.best()
+        c = self.choice
+        c.timings = {"torch": {str(b): round(t, 3) for b, t in sorted(done.items())}}
+        c.batch_size, c.source = best, "adaptive"
+        c.reason = (f"eager torch at batch {best} ({done[best]:.1f} ms/image), measured while sampling; "
+                    "`ganzoo tune` also measures the compiled and onnx backends")
+        _save_choice(G, c, "sampling")
+
+
+def _best_cached_batch(G: Any, backend: str) -> int | None:
+    cached = cached_choice(G)
+    t = cached.timings.get(backend) if cached else None
+    return int(min(t, key=t.__getitem__)) if t else None
+
+
+def resolve(G: Any, backend: str = "auto", batch_size: int | None = None, *, noise_mode: str = "const",
+            truncation_cutoff: int | None = None, quiet: bool = True, precision: str = "fp32",
+            **forward_kwargs: Any) -> tuple[Runner, BackendChoice]:
+    """The runner and choice for one sampling call (see the module docstring for ``auto``).
+
+    ``precision`` other than fp32 (opt-in: bf16 on CPUs with AVX512-BF16 / AMX, fp16 on CUDA) runs eager torch
+    under autocast; :func:`precision_quality` says what it costs in PSNR.
+    """
+    say = None if quiet else (lambda m: print(f"ganzoo: {m}", flush=True))
+    is_module = isinstance(G, torch.nn.Module)
+    device = _device(G)
+    layouts = apply_kernel_layouts(device) if is_module else None
+    fp = fingerprint(device) if is_module else {}
+    if precision != "fp32":
+        if backend not in ("auto", "torch"):
+            raise BackendError(f"precision={precision} runs on the torch backend, not {backend}")
+        runner = make_runner(G, "torch", noise_mode, truncation_cutoff, precision=precision, **forward_kwargs)
+        return runner, BackendChoice("torch", batch_size or _best_cached_batch(G, "torch") or DEFAULT_BATCH, "forced",
+                                     f"eager torch under {precision} autocast (opt-in reduced precision)", {},
+                                     layouts, None, fp, precision)
+    if backend != "auto":
+        if batch_size is None:
+            batch_size = _best_cached_batch(G, backend) or DEFAULT_BATCH
+        runner = make_runner(G, backend, noise_mode, truncation_cutoff, progress=say, **forward_kwargs)
+        return runner, BackendChoice(backend, batch_size, "forced", f"{backend} asked for", {},
+                                     layouts, None, fp)
+    why = supports_graph(G, noise_mode) if not forward_kwargs else "the call passes " + ", ".join(forward_kwargs)
+    cached = cached_choice(G) if is_module else None
+    if cached is not None:
+        chosen = cached.backend if why is None or cached.backend == "torch" else "torch"
+        try:
+            runner = make_runner(G, chosen, noise_mode, truncation_cutoff, build=False, **forward_kwargs)
+        except BackendError:  # artifact gone (cache cleared) or another variant: eager until re-tuned
+            chosen, runner = "torch", make_runner(G, "torch", noise_mode, truncation_cutoff, **forward_kwargs)
+        if chosen != cached.backend:
+            return runner, BackendChoice("torch", batch_size or _best_cached_batch(G, "torch"), "fallback",
+                                         f"cached choice {cached.backend} cannot run this call"
+                                         f"{': ' + why if why else ''}; eager torch", cached.timings, layouts,
+                                         cached.max_batch, fp)
+        if batch_size is not None:
+            cached.batch_size = batch_size
+        cached.layouts = layouts
+        return runner, cached
+    runner = make_runner(G, "torch", noise_mode, truncation_cutoff, **forward_kwargs)
+    cap = max_batch(G, noise_mode) if is_module else max(PROBE_BATCHES)
+    reason = "eager torch; batch size measured while sampling (no cached choice for this model and machine)"
+    if batch_size is not None:
+        reason = f"eager torch at the given batch size {batch_size} (no cached choice)"
+    return runner, BackendChoice("torch", batch_size, "adaptive" if batch_size is None else "forced", reason, {},
+                                 layouts, cap, fp)
+
+
+def precision_quality(G: Any, precision: str, seeds: Sequence[int] = tuple(range(8)), *,
+                      truncation_psi: float = 1.0, class_idx: int | None = None) -> dict[str, Any]:
+    """PSNR (dB, images mapped to [0, 1]) and max-abs of ``precision`` against fp32 on ``seeds``."""
+    from ..sampling import generate
+
+    kw = dict(truncation_psi=truncation_psi, class_idx=class_idx, backend="torch", batch_size=len(seeds))
+    ref = generate(G, seeds, **kw).to(torch.float64)
+    out = generate(G, seeds, precision=precision, **kw).to(torch.float64)
+    mse = float((((ref.clamp(-1, 1) - out.clamp(-1, 1)) / 2) ** 2).mean())
+    return {"precision": precision, "psnr_db": None if mse == 0 else round(10 * math.log10(1 / mse), 2),
+            "max_abs": float((ref - out).abs().max()), "seeds": list(seeds)}

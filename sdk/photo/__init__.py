@@ -1,0 +1,1 @@
+"""Photo editing: FFHQ alignment, paste-back and pivotal tuning."""

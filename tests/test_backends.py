@@ -1,0 +1,182 @@
+"""Backend choice: eager torch, cached AOTInductor packages and ONNX files, batch sizes measured per machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import sdk
+import zoo
+from sdk.backends import BackendError, cached_choice, kernel_layouts, make_runner, resolve, tune
+from sdk.backends.tune import BatchPlan, max_batch
+from sdk.cli import cli
+from zoo.models import ops
+
+from conftest import assert_close, golden, manifest, sg2_golden_calls, tolerance
+
+PKL = "network-snapshot-000000.pkl"
+
+
+@pytest.fixture(scope="module")
+def dcgan():
+    return zoo.load("dcgan-digiface-64", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def sg2(converted_fixture):
+    return zoo.load(converted_fixture("sg2ada_uncond_64", PKL), quiet=True)
+
+
+def test_auto_measures_batch_sizes_on_the_job_and_caches_them(dcgan):
+    seeds = list(range(20))
+    reference = sdk.generate(dcgan, seeds, backend="torch", batch_size=8)
+    assert cached_choice(dcgan) is None  # forced runs measure nothing
+    auto = sdk.generate(dcgan, seeds)
+    assert torch.equal(auto, reference)  # batch size never changes a seed's image
+    choice = cached_choice(dcgan)
+    assert choice is not None and choice.backend == "torch" and choice.source == "cached"
+    measured = choice.timings["torch"]
+    assert {"1", "2", "4"} <= set(measured)
+    assert choice.batch_size == int(min(measured, key=measured.__getitem__))
+    _, again = resolve(dcgan)
+    assert again.source == "cached" and again.batch_size == choice.batch_size
+    assert torch.equal(sdk.generate(dcgan, seeds), reference)
+
+
+def test_batch_plan_schedule_warms_up_then_keeps_the_fastest():
+    from sdk.backends import BackendChoice
+
+    plan = BatchPlan(BackendChoice("torch", None, "adaptive", "", max_batch=4), 100)
+    sizes = []
+    fake_ms = {1: 5.0, 2: 3.0, 4: 4.0}
+    for call in range(6):
+        n = plan.next_size(100)
+        sizes.append(n)
+        warm_up = 10.0 if call == 0 else 1.0  # the first call pays for kernel set-up
+        plan.record(n, fake_ms[n] * n / 1e3 * warm_up)
+    assert sizes[:4] == [1, 1, 2, 4] and sizes[4:] == [2, 2]  # the first (warm-up) call does not count
+    assert plan.next_size(1) == 1
+
+
+def test_memory_budget_caps_the_batch(dcgan, monkeypatch):
+    monkeypatch.setenv("GANZOO_MEMORY_BUDGET", "1KiB")
+    assert max_batch(dcgan) == 1
+    monkeypatch.setenv("GANZOO_MEMORY_BUDGET", "lots")
+    with pytest.raises(BackendError, match="not a size"):
+        max_batch(dcgan)
+
+
+def test_compiled_package_is_built_once_matches_eager_and_is_reused(dcgan, monkeypatch):
+    z = sdk.seeds_to_z(dcgan, [3, 4, 5])
+    with torch.no_grad():
+        eager = dcgan(z)
+        runner = make_runner(dcgan, "compiled")
+        out = runner(z, None, 1.0)
+    assert_close(out, eager, 1e-4, "compiled vs eager")
+    path = runner.path
+    assert path.is_file() and path.parent.parent.name == "artifacts"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+    def no_compiling(*a, **k):
+        raise AssertionError("recompiled although the package is cached")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiling)
+    with torch.no_grad():
+        again = make_runner(dcgan, "compiled", build=False)(z[:1], None, 1.0)
+    assert_close(again, eager[:1], 1e-4, "reloaded package vs eager")
+
+
+def test_onnx_backend_and_tuning_choice_on_a_stylegan2(sg2):
+    z = sdk.seeds_to_z(sg2, [0, 1])
+    with torch.no_grad():
+        eager = sg2(z, None, truncation_psi=0.7)
+        onnx = make_runner(sg2, "onnx")(z, None, 0.7)
+    assert_close(onnx, eager, 1e-4, "onnx backend vs eager")
+    choice = tune(sg2, ["torch", "onnx"], [1, 2], repeats=1)
+    assert set(choice.timings) == {"torch", "onnx"} and set(choice.timings["onnx"]) == {"1", "2"}
+    best = min((t, b, n) for n, ts in choice.timings.items() for b, t in ts.items())
+    assert (choice.backend, str(choice.batch_size)) == (best[2], best[1])
+    _, auto = resolve(sg2)
+    assert auto.source == "cached" and auto.backend == choice.backend
+    images = sdk.generate(sg2, [0, 1], truncation_psi=0.7)
+    assert_close(images, eager, 1e-4, "auto choice vs eager")
+    _, rnd = resolve(sg2, noise_mode="random")
+    assert rnd.backend == "torch"  # graphs bake their noise: random noise always runs eagerly
+    with pytest.raises(BackendError, match="random"):
+        make_runner(sg2, "onnx", noise_mode="random")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_both_cpu_layouts_reproduce_the_upstream_golden(channels_last, converted_fixture):
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    saved = dict(ops.CPU_CHANNELS_LAST)
+    try:
+        ops.set_cpu_layouts({"conv_transpose": channels_last, "fir": channels_last})
+        gold, man = golden(name), manifest(name)
+        calls = sg2_golden_calls(G, gold["z"], None)
+        for key in ("img_const_psi1", "img_const_psi0_5"):
+            with torch.no_grad():
+                assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} channels_last={channels_last}")
+    finally:
+        ops.set_cpu_layouts(saved)
+    with pytest.raises(ValueError, match="unknown layout op"):
+        ops.set_cpu_layouts({"winograd": True})
+
+
+def test_kernel_layouts_are_measured_once_and_cached():
+    from sdk.backends.tune import _autotune_dir
+
+    layouts = kernel_layouts(refresh=True)
+    assert set(layouts) == set(ops.CPU_CHANNELS_LAST)
+    files = list(_autotune_dir().glob("kernels-*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    for op, ms in record["ms"].items():  # the recorded choice follows the recorded timings
+        assert layouts[op] == (ms["channels_last_ms"] < ms["nchw_ms"])
+
+
+def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["tune", "dcgan-digiface-64", "--backends", "torch", "--batches", "1,2", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    tuned = json.loads(r.output)
+    assert tuned["backend"] == "torch" and tuned["batch_size"] in (1, 2)
+    r = runner.invoke(cli, ["info", "dcgan-digiface-64", "--json"])
+    assert json.loads(r.output)["backend"]["batch_size"] == tuned["batch_size"]
+    r = runner.invoke(cli, ["sample", "--seeds", "0-2", "--outdir", str(tmp_path / "o"), "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["backend"]["source"] == "cached" and out["backend"]["batch_size"] == tuned["batch_size"]
+    r = runner.invoke(cli, ["tune", "dcgan-digiface-64", "--backends", "tensorrt"])
+    assert r.exit_code != 0 and "unknown backend" in r.output
+    r = runner.invoke(cli, ["sample", "x.onnx", "--backend", "compiled", "--grid", str(tmp_path / "g.png")])
+    assert r.exit_code != 0 and "exported file" in r.output
+
+
+def test_bf16_is_opt_in_reported_and_refused_where_it_cannot_run(dcgan, monkeypatch):
+    from sdk.backends import machine, precision_quality
+
+    if not {"avx512_bf16", "amx_bf16", "bf16"} & set(machine.cpu_flags()):
+        with pytest.raises(BackendError, match="no bfloat16"):
+            sdk.generate(dcgan, [0], precision="bf16")
+        return
+    q = precision_quality(dcgan, "bf16", seeds=[0, 1])
+    assert q["psnr_db"] is not None and 30 < q["psnr_db"] < 120  # lossy, but close to fp32
+    fp32 = sdk.generate(dcgan, [0, 1], backend="torch")
+    assert torch.equal(sdk.generate(dcgan, [0, 1]), fp32)  # the default stays fp32
+    assert not torch.equal(sdk.generate(dcgan, [0, 1], precision="bf16"), fp32)
+    with pytest.raises(BackendError, match="torch backend"):
+        sdk.generate(dcgan, [0], precision="bf16", backend="onnx")
+    monkeypatch.setattr(machine, "cpu_flags", lambda: ["avx2", "fma"])
+    with pytest.raises(BackendError, match="no bfloat16"):
+        sdk.generate(dcgan, [0], precision="bf16")
+    with pytest.raises(BackendError, match="fp16 runs on CUDA"):
+        sdk.generate(dcgan, [0], precision="fp16")
