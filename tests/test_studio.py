@@ -317,3 +317,36 @@ def test_class_picker_on_a_conditional_fixture(converted_fixture):
         friendly(studio.sample)(folder, "0-1", 1.0, None, "", "const", 0, 0, 0, None)
     with pytest.raises(gr.Error, match="out of range"):
         friendly(studio.sample)(folder, "0-1", 1.0, None, str(G.c_dim), "const", 0, 0, 0, None)
+
+
+def test_invert_aligns_the_photo_first_when_asked(tmp_path):
+    """With face alignment available, Invert's "Align face first" inverts the FFHQ-style crop of the photo."""
+    import os
+
+    import numpy as np
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    if not hasattr(sdk, "align_face"):
+        pytest.skip("this ganzoo has no sdk.align_face")
+    pytest.importorskip("dlib", reason="the align extra is not installed")
+    skdata = pytest.importorskip("skimage.data")
+    import gradio as gr
+
+    from sdk.latent.invert import prepare_image
+    from sdk.studio.app import Studio, friendly
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    studio = Studio(StudioState(), DEFAULT)
+    G = studio.state.model(DEFAULT).G
+    outs = list(studio.invert(DEFAULT, str(photo), 5, "auto", "pixel", True, 0))
+    target, recon, metrics, latent_path, handoff = outs[-1]
+    crop = sdk.align_face(photo, output_size=G.img_resolution).image
+    want = sdk.to_pil(prepare_image(crop, G.img_resolution, G.img_channels))[0]
+    assert np.array_equal(np.asarray(target), np.asarray(want))
+    assert "PSNR" in metrics and handoff["space"] == "z" and os.path.isfile(latent_path)
+    flat = tmp_path / "wall.png"
+    Image.new("RGB", (128, 128), (128, 128, 128)).save(flat)
+    with pytest.raises(gr.Error, match="no face found"):
+        list(friendly(studio.invert)(DEFAULT, str(flat), 5, "auto", "pixel", True, 0))
