@@ -261,6 +261,10 @@ def test_onnx_backend_samples_the_same_grid_and_command(tmp_path, monkeypatch):
     assert Image.open(tmp_path / "grid.png").tobytes() == grid.tobytes()
     with pytest.raises(StudioInputError, match="torch backend"):
         studio.edit(onnx_file, "seed", 0, None, "SeFa", None, "", 0, 1.0, "", 1.0, None, None)
+    with pytest.raises(StudioInputError, match="torch backend"):
+        studio.mix(onnx_file, "0-1", "2-3", "0-1", 1.0, "const", None)
+    with pytest.raises(StudioInputError, match="torch backend"):
+        list(studio.invert(onnx_file, png, 5, "auto", "pixel", False, 0))
 
 
 def test_handler_errors_become_one_line_page_messages():

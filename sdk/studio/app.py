@@ -296,6 +296,8 @@ class Studio:
         rows = parse_seed_text(rows_text, "row seeds", limit=8)
         cols = parse_seed_text(cols_text, "column seeds", limit=8)
         lm = self.state.model(spec)
+        if lm.backend == "onnx":
+            raise StudioInputError("style mixing needs the torch backend (an ONNX file has no mapping network)")
         _style(lm, "style mixing")
         layers = parse_layer_text(layers_text, lm.G.num_ws)
         if layers is None:
