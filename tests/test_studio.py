@@ -274,7 +274,11 @@ def test_handler_errors_become_one_line_page_messages():
         pytest.importorskip("gradio")
     import gradio as gr
 
+    import gradio.analytics
+
     from sdk.studio.app import friendly
+
+    assert not gradio.analytics.analytics_enabled()  # the studio never reports usage
 
     def bad_input():
         raise ValueError("seeds: bad seed list 'x'\nmore detail")

@@ -73,7 +73,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     port = _free_port()
     state = sdk.studio.StudioState()
-    demo = sdk.studio.launch(DEFAULT, port=port, block=False, quiet=True, state=state)  # 127.0.0.1, no share
+    demo = sdk.studio.launch(DEFAULT, port=port, block=False, quiet=True, state=state)
+    assert demo.local_url.startswith(f"http://127.0.0.1:{port}") and not demo.share and demo.share_url is None
     try:
         yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", state=state)
     finally:

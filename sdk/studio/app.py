@@ -22,7 +22,9 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import gradio as gr
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before Gradio is imported: it reads the switch then
+
+import gradio as gr  # noqa: E402
 import torch
 from PIL import Image
 
@@ -707,6 +709,5 @@ def clip_available() -> bool:
 def build_app(model: str = DEFAULT_MODEL, *, backend: str = "torch", device: str = "cpu",
               state: StudioState | None = None) -> gr.Blocks:
     """The studio as a ``gr.Blocks`` (not started); ``model`` is what the page starts with."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     st = state or StudioState(backend=backend, device=device)
     return Studio(st, default_model=model).blocks()
