@@ -358,3 +358,75 @@ def test_invert_aligns_the_photo_first_when_asked(tmp_path):
     Image.new("RGB", (128, 128), (128, 128, 128)).save(flat)
     with pytest.raises(gr.Error, match="no face found"):
         list(friendly(studio.invert)(DEFAULT, str(flat), 5, "auto", "pixel", True, 0))
+
+
+def test_stylegan3_translate_rotate_and_their_command(converted_fixture, tmp_path, monkeypatch):
+    """Sample's StyleGAN3 sliders give ``sdk.sample(translate=, rotate=)``; other families get a clear message."""
+    import os
+
+    import numpy as np
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    import gradio as gr
+
+    from sdk.studio.app import Studio, friendly
+
+    folder = str(converted_fixture("sg3_t_64", "network-snapshot-000000.pkl"))
+    G = zoo.load(folder, quiet=True)
+    studio = Studio(StudioState(), folder)
+    grid, _, cmd, _ = studio.sample(folder, "0-1", 1.0, None, None, "const", 0.25, -0.1, 30, None)
+    want = sdk.make_grid(sdk.sample(G, [0, 1], translate=(0.25, -0.1), rotate=30.0))
+    plain = sdk.make_grid(sdk.sample(G, [0, 1]))
+    a, b, p = (np.asarray(x, dtype=np.int16) for x in (grid, want, plain))
+    assert np.abs(a - b).max() <= 1 and np.abs(a - p).max() > 10
+    assert "--translate 0.25,-0.1" in cmd and "--rotate 30" in cmd
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, shlex.split(cmd)[1:] + ["--quiet"])
+    assert res.exit_code == 0, res.output
+    assert np.abs(np.asarray(Image.open(tmp_path / "grid.png"), dtype=np.int16) - a).max() <= 1
+    with pytest.raises(gr.Error) as ei:
+        friendly(studio.sample)(DEFAULT, "0", 1.0, None, None, "const", 0.25, 0, 0, None)
+    assert "StyleGAN3" in ei.value.message and "\n" not in ei.value.message
+
+
+def test_handlers_take_turns_on_one_model(tmp_path):
+    """While an inversion holds the model, a sample request from another tab waits; Stop lets it through."""
+    import os
+
+    if os.environ.get("GANZOO_EXPECT_INSTALLED") != "1":
+        pytest.importorskip("gradio")
+    from sdk.studio.app import Studio
+
+    studio = Studio(StudioState(), DEFAULT)
+    G = studio.state.model(DEFAULT).G
+    photo = tmp_path / "p.png"
+    sdk.sample(G, [4])[0].save(photo)
+    inv = studio.invert(DEFAULT, str(photo), 2000, "auto", "pixel", False, 0)
+    next(inv)  # the worker has started
+    ended: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            list(inv)
+        except Cancelled as e:
+            ended.append(e)
+
+    drain = threading.Thread(target=drain, daemon=True)
+    drain.start()
+    deadline = time.monotonic() + 30
+    while not studio.state.queue.busy(DEFAULT):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    done = threading.Event()
+    result = []
+    t = threading.Thread(target=lambda: (result.append(studio.sample(DEFAULT, "0", 1.0, None, None, "const",
+                                                                     0, 0, 0, None)), done.set()))
+    t.start()
+    assert not done.wait(1.0), "sampling ran while the inversion held the model"
+    assert studio.state.queue.waiting(DEFAULT) == 1
+    studio.stop("invert")(None)  # the Stop button of the (request-less) inversion
+    assert done.wait(30)
+    drain.join(30)
+    assert len(ended) == 1  # the inversion ended as cancelled, not finished
+    assert result and result[0][0].size == (G.img_resolution, G.img_resolution)
