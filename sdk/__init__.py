@@ -32,3 +32,6 @@ from .photo.edit import PhotoEdit, edit_photo  # noqa: E402
 from .photo.folder import edit_photo_folder  # noqa: E402
 
 __all__ += ["edit_photo", "PhotoEdit", "edit_photo_folder"]
+from . import studio  # noqa: E402  (sdk.studio.launch; Gradio is imported only when the app is built)
+
+__all__ += ["studio"]

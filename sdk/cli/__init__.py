@@ -18,6 +18,7 @@ from .sample import sample_cmd
 from .invert import invert_cmd
 from .tune import tune_cmd
 from .photo import align_cmd, edit_photo_cmd
+from .studio import studio_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +43,7 @@ cli.add_command(tune_cmd)
 cli.add_command(generate_cmd)
 cli.add_command(align_cmd)
 cli.add_command(edit_photo_cmd)
+cli.add_command(studio_cmd)
 
 
 def main() -> None:
