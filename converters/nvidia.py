@@ -19,7 +19,7 @@ import torch
 from zoo.errors import ConversionError
 
 from .base import Converted, SourceFormat, register_format
-from .safe_pickle import NUMPY_GLOBALS, TORCH_TENSOR_GLOBALS, StubDict, restricted_load
+from .safe_pickle import NUMPY_GLOBALS, TORCH_TENSOR_GLOBALS, Stub, StubDict, restricted_load
 
 
 class PersistentRecord:
@@ -53,9 +53,25 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     return data
 
 
-def flatten_state(record: PersistentRecord, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The ``state_dict()`` the upstream module would return (persistent parameters and buffers)."""
-    state = record.state
+def record_name(obj: Any) -> str:
+    """``module.Class`` of a pickled module held as data (a persistence record or a stub)."""
+    if isinstance(obj, PersistentRecord):
+        return obj.class_name
+    if isinstance(obj, Stub):
+        return f"{obj._module}.{obj._qualname}"
+    return type(obj).__name__
+
+
+def module_state(obj: Any, where: str) -> dict[str, Any]:
+    """The pickled ``__dict__`` of a module held as data (persistence record or stub)."""
+    state = obj.state if isinstance(obj, (PersistentRecord, Stub)) else None
+    if not isinstance(state, dict):
+        raise ConversionError(f"{where}: expected a pickled module, got {record_name(obj)}")
+    return state
+
+
+def own_tensors(state: dict[str, Any], prefix: str, where: str) -> dict[str, torch.Tensor]:
+    """One module's parameters and persistent buffers (not its children's), keyed as ``state_dict()`` would."""
     out: dict[str, torch.Tensor] = collections.OrderedDict()
     skip = set(state.get("_non_persistent_buffers_set") or ())
     for group in ("_parameters", "_buffers"):
@@ -63,9 +79,25 @@ def flatten_state(record: PersistentRecord, prefix: str = "") -> dict[str, torch
             if value is None or (group == "_buffers" and name in skip):
                 continue
             if not isinstance(value, torch.Tensor):
-                raise ConversionError(f"{prefix}{name} is not a tensor in the pickle")
+                raise ConversionError(f"{where}: {prefix}{name} is not a tensor in the pickle")
             out[prefix + name] = value
+    return out
+
+
+def flatten_tree(obj: Any, prefix: str = "", where: str = "G_ema") -> dict[str, torch.Tensor]:
+    """The ``state_dict()`` of a pickled module tree whose nodes are persistence records or stubs."""
+    state = module_state(obj, where)
+    out = own_tensors(state, prefix, where)
     for name, child in (state.get("_modules") or {}).items():
+        if child is not None:
+            out.update(flatten_tree(child, f"{prefix}{name}.", where))
+    return out
+
+
+def flatten_state(record: PersistentRecord, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The ``state_dict()`` the upstream module would return (persistent parameters and buffers)."""
+    out = own_tensors(record.state, prefix, "snapshot")
+    for name, child in (record.state.get("_modules") or {}).items():
         if child is None:
             continue
         if not isinstance(child, PersistentRecord):

@@ -22,7 +22,6 @@ the last forward, stale for layers that never ran, and is ignored); the stored w
 
 from __future__ import annotations
 
-import collections
 import io
 import re
 from pathlib import Path
@@ -34,7 +33,7 @@ from zoo.errors import ConversionError
 
 from .base import Converted, SourceFormat, register_format, strict_map
 from .fastgan import check_layout, fold_spectral_norm
-from .nvidia import NVIDIA_GLOBALS, PersistentRecord
+from .nvidia import NVIDIA_GLOBALS, PersistentRecord, own_tensors
 from .nvidia import convert_snapshot as nvidia_convert_snapshot
 from .safe_pickle import NUMPY_GLOBALS, TORCH_TENSOR_GLOBALS, RestrictedUnpickler, Stub, StubDict, stub_class
 
@@ -96,16 +95,8 @@ def children(obj: Any, where: str) -> dict[str, Any]:
 def flatten(obj: Any, prefix: str = "", where: str = "G_ema") -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """``(state_dict, spectral-norm dim per layer)`` of a stubbed module tree."""
     state = _state(obj, where + (f" {prefix.rstrip('.')}" if prefix else ""))
-    tensors: dict[str, torch.Tensor] = collections.OrderedDict()
+    tensors = own_tensors(state, prefix, where)
     sn_dims: dict[str, int] = {}
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
-            if value is None or (group == "_buffers" and name in skip):
-                continue
-            if not isinstance(value, torch.Tensor):
-                raise ConversionError(f"{where}: {prefix}{name} is not a tensor")
-            tensors[prefix + name] = value
     for hook in (state.get("_forward_pre_hooks") or {}).values():
         if isinstance(hook, Stub) and hook._qualname == "SpectralNorm":
             hs = hook.state if isinstance(hook.state, dict) else {}

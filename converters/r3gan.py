@@ -23,6 +23,7 @@ from zoo.errors import ConversionError
 from zoo.imagenet import imagenet_class_names
 
 from .base import Converted, SourceFormat, register_format, strict_map
+from .nvidia import flatten_tree, module_state
 from .safe_pickle import TORCH_TENSOR_GLOBALS, StubDict, restricted_load, stub_class
 
 #: Module paths of the two published layouts: (wrapper module, network package).
@@ -58,33 +59,8 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '_module', '?')}.{getattr(obj, '_qualname', type(obj).__name__)}"
 
 
-def _state(obj: Any, where: str) -> dict[str, Any]:
-    state = getattr(obj, "state", None)
-    if not isinstance(state, dict):
-        raise ConversionError(f"{where}: {_qualname(obj)} carries no module state")
-    return state
-
-
-def flatten_module(obj: Any, prefix: str = "", where: str = "G_ema") -> dict[str, torch.Tensor]:
-    """The ``state_dict()`` of a pickled module tree held as stubs (parameters and persistent buffers)."""
-    state = _state(obj, where)
-    out: dict[str, torch.Tensor] = {}
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
-            if value is None or (group == "_buffers" and name in skip):
-                continue
-            if not isinstance(value, torch.Tensor):
-                raise ConversionError(f"{where}: {prefix}{name} is not a tensor")
-            out[prefix + name] = value
-    for name, child in (state.get("_modules") or {}).items():
-        if child is not None:
-            out.update(flatten_module(child, f"{prefix}{name}.", where))
-    return out
-
-
 def _children(obj: Any, where: str) -> dict[str, Any]:
-    return dict(_state(obj, where).get("_modules") or {})
+    return dict(module_state(obj, where).get("_modules") or {})
 
 
 def detect_layout(g: Any) -> str:
@@ -98,7 +74,7 @@ def detect_layout(g: Any) -> str:
 
 def infer_kwargs(g: Any, sd: dict[str, torch.Tensor], where: str) -> dict[str, Any]:
     """Constructor arguments of :class:`~zoo.models.r3gan.R3GANGenerator` from shapes and the module tree."""
-    wrapper = _state(g, where)
+    wrapper = module_state(g, where)
     model = _children(g, where).get("Model")
     if model is None or getattr(model, "_qualname", None) != "Generator":
         raise ConversionError(f"{where}: G_ema has no Model (R3GAN.Networks.Generator) sub-module")
@@ -111,7 +87,7 @@ def infer_kwargs(g: Any, sd: dict[str, torch.Tensor], where: str) -> dict[str, A
     kernel = None
     for i in range(n):
         stage = stages[str(i)]
-        dtype = _state(stage, where).get("DataType", torch.float32)
+        dtype = module_state(stage, where).get("DataType", torch.float32)
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise ConversionError(f"{where}: stage {i} has DataType {dtype!r}; expected float32 or bfloat16")
         if dtype != torch.float32:
@@ -187,7 +163,7 @@ def convert_snapshot(snapshot: Any, where: str = "snapshot") -> Converted:
         raise ConversionError(f"{where}: expected an R3GAN snapshot dict with G_ema, got {keys}")
     g = snapshot["G_ema"]
     layout = detect_layout(g)
-    sd = flatten_module(g, where=where)
+    sd = flatten_tree(g, where=where)
     kwargs = infer_kwargs(g, sd, where)
     tensors = strict_map(sd, R3GAN_TABLE, where=where)
     notes = []

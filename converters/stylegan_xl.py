@@ -28,7 +28,7 @@ from zoo.imagenet import imagenet_class_names
 from zoo.models.stylegan_xl import LAYER_FIELDS
 
 from .base import Converted, SourceFormat, register_format, strict_map
-from .nvidia import FOREIGN_PICKLES, PersistentRecord
+from .nvidia import FOREIGN_PICKLES, PersistentRecord, flatten_tree, module_state
 from .safe_pickle import NUMPY_GLOBALS, TORCH_TENSOR_GLOBALS, RestrictedUnpickler, Stub, StubDict, stub_class
 
 
@@ -112,36 +112,11 @@ def read_snapshot(path: Path) -> dict[str, Any]:
 
 # --- the module tree as data -------------------------------------------------------------------------------
 
-def _state(obj: Any, where: str) -> dict[str, Any]:
-    state = obj.state if isinstance(obj, (PersistentRecord, Stub)) else None
-    if not isinstance(state, dict):
-        raise ConversionError(f"{where}: expected a pickled module, got {type(obj).__name__}")
-    return state
-
-
 def _child(obj: Any, name: str, where: str) -> Any:
-    child = (_state(obj, where).get("_modules") or {}).get(name)
+    child = (module_state(obj, where).get("_modules") or {}).get(name)
     if child is None:
         raise ConversionError(f"{where}: missing sub-module {name}")
     return child
-
-
-def flatten(obj: Any, prefix: str = "", where: str = "G_ema") -> dict[str, torch.Tensor]:
-    """``state_dict()`` of a tree of persistence records and torch.nn stubs."""
-    state = _state(obj, where)
-    out: dict[str, torch.Tensor] = {}
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
-            if value is None or (group == "_buffers" and name in skip):
-                continue
-            if not isinstance(value, torch.Tensor):
-                raise ConversionError(f"{where}: {prefix}{name} is not a tensor")
-            out[prefix + name] = value
-    for name, child in (state.get("_modules") or {}).items():
-        if child is not None:
-            out.update(flatten(child, f"{prefix}{name}.", where))
-    return out
 
 
 def _py(v: Any) -> Any:
@@ -167,7 +142,7 @@ def _size(state: dict[str, Any], key: str, where: str) -> int:
 
 
 def _layer_entry(name: str, layer: Any, where: str) -> dict[str, Any]:
-    st = _state(layer, where)
+    st = module_state(layer, where)
     entry: dict[str, Any] = {"name": name}
     for f in LAYER_FIELDS:
         if f == "name":
@@ -210,22 +185,22 @@ def convert_generator(g: Any, where: str) -> Converted:
         raise ConversionError(f"{where}: G_ema is a {got}, expected a StyleGAN-XL Generator or SuperresGenerator")
     gst = g.state
     mapping, synthesis = _child(g, "mapping", where), _child(g, "synthesis", where)
-    mst, sst = _state(mapping, where), _state(synthesis, where)
+    mst, sst = module_state(mapping, where), module_state(synthesis, where)
     z_dim, c_dim, w_dim = (int(_py(mst[k])) for k in ("z_dim", "c_dim", "w_dim"))
     names = list(_py(sst.get("layer_names") or []))
     if not names:
         raise ConversionError(f"{where}: synthesis.layer_names is missing")
     layers = [_layer_entry(n, _child(synthesis, n, where), where) for n in names]
-    inp = _state(_child(synthesis, "input", where), where)
+    inp = module_state(_child(synthesis, "input", where), where)
     input_spec = {"channels": int(_py(inp["channels"])), "size": _size(inp, "size", f"{where}:input"),
                   "sampling_rate": float(_py(inp["sampling_rate"])), "bandwidth": float(_py(inp["bandwidth"]))}
     embed = _child(mapping, "embed", where)
-    est = _state(embed, where)
+    est = module_state(embed, where)
     if getattr(embed, "_qualname", "") != "Embedding" or est.get("max_norm") is not None:
         raise ConversionError(f"{where}: mapping.embed is not a plain torch.nn.Embedding")
     mkw = {"num_layers": int(_py(mst["num_layers"])),
            "embed_num": int(_py(est["num_embeddings"])), "embed_dim": int(_py(est["embedding_dim"]))}
-    fc0 = _state(_child(mapping, "fc0", where), where)
+    fc0 = module_state(_child(mapping, "fc0", where), where)
     mkw["lr_multiplier"] = float(_py(fc0.get("bias_gain", 0.01)))
     if (c_dim > 0) != ("embed_proj" in (mst.get("_modules") or {}) and mst["_modules"]["embed_proj"] is not None):
         raise ConversionError(f"{where}: c_dim={c_dim} but embed_proj is {'missing' if c_dim else 'present'}")
@@ -237,7 +212,7 @@ def convert_generator(g: Any, where: str) -> Converted:
     kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
                   input=input_spec, layers=layers, mapping_kwargs=mkw,
                   output_scale=float(_py(sst.get("output_scale", 0.25))))
-    tensors = strict_map(flatten(g, where=where), SGXL_TABLE, where=where)
+    tensors = strict_map(flatten_tree(g, where=where), SGXL_TABLE, where=where)
     extra = {"upstream_class": g.class_name,
              "superres_head_layers": list(_py(gst.get("head_layer_names") or []))}
     names = imagenet_class_names() if c_dim == 1000 else None
@@ -282,5 +257,5 @@ register_format(SourceFormat(
     description="autonomousvision/stylegan-xl snapshot .pkl (dill; Generator / SuperresGenerator)",
     sniff=_sniff,
     convert=convert_file,
-    priority=5,
+    priority=4,  # before projected-gan-pickle: its discriminator also names pg_modules classes
 ))
