@@ -307,8 +307,9 @@ def test_cli_export_variants_report_and_onnx_sampling(tmp_path, converted_fixtur
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "imgs").iterdir()) == ["seed0000.png", "seed0001.png"]
     # and bad use is a one-line error with a non-zero exit
-    r = CliRunner().invoke(cli, ["sample", str(folder), "--backend", "onnx", "--grid", str(tmp_path / "x.png")])
-    assert r.exit_code != 0 and "ganzoo export" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["sample", str(tmp_path / "g.ort"), "--backend", "compiled", "--grid",
+                                 str(tmp_path / "x.png")])
+    assert r.exit_code != 0 and "exported file" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["export", "dcgan-digiface-64", "--out", str(tmp_path / "d.onnx"), "--parts",
                                  "synthesis", "-q"])
     assert r.exit_code != 0 and "parts='full'" in r.output and not (tmp_path / "d.onnx").exists()

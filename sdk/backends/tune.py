@@ -24,6 +24,7 @@ from .machine import fingerprint, fingerprint_key
 from .runners import BACKENDS, BackendError, Runner, _device, make_runner, supports_graph, weights_key
 
 PROBE_BATCHES = (1, 2, 4, 8, 16)
+STOP_RATIO = 1.1  # a batch size this much slower per image than the best so far ends the measuring
 DEFAULT_BATCH = 8  # a forced backend without a batch size and no measurement
 CACHE_VERSION = 1
 MEMORY_ENV = "GANZOO_MEMORY_BUDGET"
@@ -134,7 +135,13 @@ def memory_budget(device: torch.device) -> int:
 
 
 def per_image_bytes(G: Any, noise_mode: str = "const") -> int:
-    """An upper bound of one image's activation memory: every module output of a batch-1 forward, summed."""
+    """An upper bound of one image's activation memory: every module output of a batch-1 forward, summed.
+
+    The forward runs on a copy of ``G`` on the meta device (shapes only, no arithmetic); a family whose ops
+    the meta device cannot run falls back to a real batch-1 forward.
+    """
+    import copy
+
     total = 0
 
     def hook(_m: Any, _i: Any, out: Any) -> None:
@@ -143,18 +150,24 @@ def per_image_bytes(G: Any, noise_mode: str = "const") -> int:
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
 
-    handles = [m.register_forward_hook(hook) for m in G.modules()]
+    def run(model: Any, dev: torch.device | str) -> None:
+        handles = [m.register_forward_hook(hook) for m in model.modules()]
+        try:
+            with torch.no_grad():
+                z = torch.zeros(1, model.z_dim, device=dev)
+                c = torch.zeros(1, model.c_dim, device=dev) if model.c_dim else None
+                if c is not None:
+                    c[:, 0] = 1
+                model(z, c, noise_mode=noise_mode)
+        finally:
+            for h in handles:
+                h.remove()
+
     try:
-        with torch.no_grad():
-            dev = _device(G)
-            z = torch.zeros(1, G.z_dim, device=dev)
-            c = torch.zeros(1, G.c_dim, device=dev) if G.c_dim else None
-            if c is not None:
-                c[:, 0] = 1
-            G(z, c, noise_mode=noise_mode)
-    finally:
-        for h in handles:
-            h.remove()
+        run(copy.deepcopy(G).to("meta"), "meta")
+    except Exception:  # noqa: BLE001 - an op without a meta kernel: measure on the real model
+        total = 0
+        run(G, _device(G))
     return max(total, 1)
 
 
@@ -329,7 +342,11 @@ class BatchPlan:
         if self._warming:
             self._warming = False
             return
-        self.measured[size] = seconds * 1e3 / size
+        ms = seconds * 1e3 / size
+        best = min(self.measured.values(), default=math.inf)
+        self.measured[size] = ms
+        if ms > best * STOP_RATIO:  # past the optimum: larger batches only get slower, stop measuring
+            self.schedule.clear()
 
     def best(self) -> int:
         return min(self.measured, key=self.measured.__getitem__) if self.measured else DEFAULT_BATCH
