@@ -41,7 +41,8 @@ def test_auto_measures_batch_sizes_on_the_job_and_caches_them(dcgan):
     choice = cached_choice(dcgan)
     assert choice is not None and choice.backend == "torch" and choice.source == "cached"
     measured = choice.timings["torch"]
-    assert {"1", "2", "4"} <= set(measured)
+    sizes = sorted(int(b) for b in measured)
+    assert len(sizes) >= 2 and sizes == [1, 2, 4, 8, 16][:len(sizes)]  # doubling until slower (timing-dependent)
     assert choice.batch_size == int(min(measured, key=measured.__getitem__))
     _, again = resolve(dcgan)
     assert again.source == "cached" and again.batch_size == choice.batch_size
