@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--upstream", default=None, help="stylegan2-ada-pytorch checkout")
+    ap.add_argument("--no-tune", action="store_true", help="skip the `ganzoo tune` path (it compiles for minutes)")
     args = ap.parse_args()
     base_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GANZOO_NO_LICENSE_NOTICE="1",
                     PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -105,11 +106,14 @@ def main() -> None:
             seeds = f"0-{args.seeds - 1}"
             tuned_cache = work / f"cache-tuned-{res}"
             env_t = dict(base_env, GANZOO_CACHE=str(tuned_cache))
-            t0 = time.perf_counter()
-            subprocess.run(ganzoo + ["tune", str(model), "--batches", "1,2,4,8", "--json", "-q"], env=env_t, check=True,
-                           stdout=subprocess.PIPE)
-            tune_s = time.perf_counter() - t0
-            choice = json.loads((next(tuned_cache.glob("autotune/[0-9a-f]*-*.json"))).read_text())["choice"]
+            tune_note = ""
+            if not args.no_tune:
+                t0 = time.perf_counter()
+                subprocess.run(ganzoo + ["tune", str(model), "--batches", "1,2,4,8", "--json", "-q"], env=env_t,
+                               check=True, stdout=subprocess.PIPE)
+                choice = json.loads((next(tuned_cache.glob("autotune/[0-9a-f]*-*.json"))).read_text())["choice"]
+                tune_note = (f"; `ganzoo tune` took {time.perf_counter() - t0:.0f} s once and chose "
+                             f"{choice['backend']} at batch {choice['batch_size']}")
             results: dict[str, list[tuple[float, float]]] = {}
             for r in range(args.rounds):
                 out = work / f"out-{res}-{r}"
@@ -121,12 +125,13 @@ def main() -> None:
                     "ganzoo sample, default (warm cache)": (ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir",
                                                                       str(out / "warm"), "-q"],
                                                             dict(base_env, GANZOO_CACHE=str(cold_cache))),
-                    "ganzoo sample, after ganzoo tune": (ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir",
-                                                                   str(out / "tuned"), "-q"], env_t),
                     "ganzoo sample --backend torch --batch-size 8": (
                         ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "b8"), "--backend",
                                   "torch", "--batch-size", "8", "-q"], dict(base_env, GANZOO_CACHE=str(cold_cache))),
                 }
+                if not args.no_tune:
+                    runs["ganzoo sample, after ganzoo tune"] = (ganzoo + ["sample", str(model), "--seeds", seeds,
+                                                                          "--outdir", str(out / "tuned"), "-q"], env_t)
                 if args.upstream:
                     (out / "up").mkdir(parents=True, exist_ok=True)
                     runs["upstream gen_images.py loop"] = ([sys.executable, "-c", UPSTREAM_LOOP, args.upstream, str(res),
@@ -136,8 +141,7 @@ def main() -> None:
                     results.setdefault(name, []).append(timed(cmd, env))
             ref_name = "upstream gen_images.py loop" if args.upstream else "ganzoo sample --backend torch --batch-size 8"
             ref = statistics.median(w for w, _ in results[ref_name])
-            print(f"\nStyleGAN2 config-f {res} px, {args.seeds} images; `ganzoo tune` took {tune_s:.0f} s once and chose "
-                  f"{choice['backend']} at batch {choice['batch_size']}")
+            print(f"\nStyleGAN2 config-f {res} px, {args.seeds} images{tune_note}")
             print(f"| path | wall s | images/s | peak RSS MiB | x {ref_name.split(' ')[0]} |")
             print("|---|---|---|---|---|")
             for name, vals in results.items():
