@@ -175,6 +175,32 @@ def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, tru
 MAX_SEEDS = 1 << 16
 
 
+def parse_indices(spec: str) -> list[int]:
+    """``"0-3,6"`` -> ``[0, 1, 2, 3, 6]``: non-negative integers and ranges (e.g. W+ layers); ValueError if bad."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if hi < lo or lo < 0:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                v = int(part)
+                if v < 0:
+                    raise ValueError
+                out.append(v)
+        except ValueError:
+            raise ValueError(f"{spec!r}: use numbers and ranges like 0-3,6") from None
+    if not out:
+        raise ValueError(f"{spec!r}: nothing listed")
+    return out
+
+
 def parse_seeds(spec: str) -> list[int]:
     """``"0-7,12"`` -> ``[0, 1, ..., 7, 12]``."""
     seeds: list[int] = []

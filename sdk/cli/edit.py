@@ -11,30 +11,13 @@ from .sample import resolve_class
 
 
 def parse_indices(spec: str, what: str) -> list[int]:
-    """``"0-3,6"`` -> ``[0, 1, 2, 3, 6]`` (non-negative integers)."""
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo or lo < 0:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                v = int(part)
-                if v < 0:
-                    raise ValueError
-                out.append(v)
-        except ValueError:
-            raise click.BadParameter(f"bad {what} {spec!r}: use numbers and ranges like 0-3,6", param_hint=what) \
-                from None
-    if not out:
-        raise click.BadParameter(f"bad {what} {spec!r}: nothing listed", param_hint=what)
-    return out
+    """``"0-3,6"`` -> ``[0, 1, 2, 3, 6]`` (non-negative integers), as a click parameter error when bad."""
+    from sdk.sampling import parse_indices as parse
+
+    try:
+        return parse(spec)
+    except ValueError as e:
+        raise click.BadParameter(f"bad {what} {e}", param_hint=what) from None
 
 
 def parse_strengths(spec: str, frames: int) -> list[float]:

@@ -51,25 +51,12 @@ def parse_layer_text(text: str | None, num_ws: int | None, what: str = "layers")
     spec = (text or "").strip()
     if not spec:
         return None
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo or lo < 0:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                v = int(part)
-                if v < 0:
-                    raise ValueError
-                out.append(v)
-        except ValueError:
-            raise StudioInputError(f"{what}: bad list {spec!r}; use W+ indices and ranges like 0-3,6") from None
+    from sdk.sampling import parse_indices
+
+    try:
+        out = parse_indices(spec)
+    except ValueError as e:
+        raise StudioInputError(f"{what}: bad list {e} (W+ layer indices)") from None
     if num_ws is not None:
         bad = [i for i in out if i >= num_ws]
         if bad:
