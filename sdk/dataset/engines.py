@@ -67,7 +67,8 @@ class ShardWorker:
             classes = None if chunk[0][1] is None else [c for _, c in chunk]
             img = generate(self.G, [s for s, _ in chunk], truncation_psi=job["truncation_psi"],
                            truncation_cutoff=job["truncation_cutoff"], class_idx=classes,
-                           noise_mode=job["noise_mode"], batch_size=len(chunk))
+                           noise_mode=job["noise_mode"], batch_size=len(chunk),
+                           backend="torch")  # G itself (a torch or onnxruntime generator), never a cached choice
             for (s, c), px in zip(chunk, to_uint8(img).numpy()):
                 samples.append(Sample(seed_key(s, c, class_key), s, c, px))
         path = shard_path(self.out, spec.name, job["format"])
