@@ -6,9 +6,10 @@ Semantics follow the NVlabs ``torch_utils/ops`` reference paths (``upfirdn2d``, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,17 @@ def set_cpu_winograd(tile: int) -> None:
     if tile not in (0, 2, 4):
         raise ValueError(f"winograd tile must be 0 (off), 2 or 4, not {tile!r}")
     CPU_WINOGRAD = int(tile)
+
+
+@contextlib.contextmanager
+def cpu_winograd(tile: int) -> Iterator[None]:
+    """:data:`CPU_WINOGRAD` set to ``tile`` inside the block, restored after it."""
+    saved = CPU_WINOGRAD
+    set_cpu_winograd(tile)
+    try:
+        yield
+    finally:
+        set_cpu_winograd(saved)
 
 
 # Transform matrices (B^T, G, A^T) of F(m, 3) (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural
