@@ -132,8 +132,8 @@ _WINO_MATS = {
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
 }
 
-# weight transforms of frozen weights, per tensor: id -> (weakref, (version, tile, dtype), U)
-_WINO_WEIGHTS: dict[int, tuple[weakref.ref, tuple, torch.Tensor]] = {}
+# weight transforms of frozen weights: (id, tile, dtype) -> (weakref to the weight, its version, U)
+_WINO_WEIGHTS: dict[tuple, tuple[weakref.ref, int, torch.Tensor]] = {}
 
 
 def _tracing() -> bool:
@@ -147,19 +147,18 @@ def winograd_weight(w: torch.Tensor, m: int) -> torch.Tensor:
     weight freezing) when the weight needs a gradient or the call is being traced.
     """
     inline = _tracing() or (w.requires_grad and torch.is_grad_enabled())
-    key = (w._version, m, w.dtype) if not inline else None
-    if key is not None:
-        hit = _WINO_WEIGHTS.get(id(w))
-        if hit is not None and hit[0]() is w and hit[1] == key:
+    slot = (id(w), m, w.dtype)
+    if not inline:
+        hit = _WINO_WEIGHTS.get(slot)
+        if hit is not None and hit[0]() is w and hit[1] == w._version:
             return hit[2]
-    g = torch.tensor(_WINO_MATS[m][1], dtype=torch.float64 if key is not None else w.dtype, device=w.device)
-    a = m + 2
-    u = torch.einsum("aj,oijk,bk->aboi", g, w.to(g.dtype), g).reshape(a * a, w.shape[0], w.shape[1]).to(w.dtype)
-    if key is not None:
-        u = u.contiguous()
-        ident = id(w)
-        _WINO_WEIGHTS[ident] = (weakref.ref(w, lambda _r: _WINO_WEIGHTS.pop(ident, None)), key, u)
-    return u
+    g = torch.tensor(_WINO_MATS[m][1], dtype=w.dtype if inline else torch.float64, device=w.device)
+    a, (o, i) = m + 2, w.shape[:2]
+    u = (torch.kron(g, g) @ w.to(g.dtype).reshape(o * i, 9).t()).reshape(a * a, o, i)  # [a*a, O, I]
+    if not inline:
+        u = u.to(w.dtype).contiguous()
+        _WINO_WEIGHTS[slot] = (weakref.ref(w, lambda _r: _WINO_WEIGHTS.pop(slot, None)), w._version, u)
+    return u.to(w.dtype)
 
 
 def _combine(mat: Sequence[Sequence[float]], parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
