@@ -277,15 +277,21 @@ def winograd_rows(rounds: int, compile_graphs: bool, tiles: tuple[int, ...] = (4
         fn()
         return time.perf_counter() - t
 
-    def compiled(module: torch.nn.Module, tile: int, example: torch.Tensor) -> Callable[[], Any]:
-        fn = torch.compile(module, dynamic=False)
-        with cpu_winograd(tile), torch.no_grad(), inductor_config.patch(freezing=True):
-            fn(example)  # traced with the switch as set here; the graph keeps it
-        return lambda: fn(example)
+    torch._dynamo.config.recompile_limit = 64  # one graph per layer shape and switch setting
 
-    def eager(module: torch.nn.Module, tile: int, example: torch.Tensor) -> Callable[[], Any]:
+    def compiled(module: torch.nn.Module, tile: int, example: torch.Tensor, min_c: int = 0) -> Callable[[], Any]:
+        fn = torch.compile(module, dynamic=False)
+        with cpu_winograd(tile, min_c), torch.no_grad(), inductor_config.patch(freezing=True):
+            fn(example)  # traced with the switch as set here (dynamo guards on it: call under the same setting)
+
         def run() -> Any:
-            with cpu_winograd(tile):
+            with cpu_winograd(tile, min_c):
+                return fn(example)
+        return run
+
+    def eager(module: torch.nn.Module, tile: int, example: torch.Tensor, min_c: int = 0) -> Callable[[], Any]:
+        def run() -> Any:
+            with cpu_winograd(tile, min_c):
                 return module(example)
         return run
 
@@ -313,10 +319,12 @@ def winograd_rows(rounds: int, compile_graphs: bool, tiles: tuple[int, ...] = (4
     G = build()
     z = torch.randn(1, 512)
     cands = {f"eager {name}": eager(G, t, z) for name, t in modes}
+    cands["eager F(4x4,3x3) >= 256 ch"] = eager(G, 4, z, 256)
     if compile_graphs:
         t0 = time.perf_counter()
         cands.update({f"compiled {name}": compiled(build(), t, z) for name, t in modes[:2]})
-        print(f"  ({len(modes[:2])} generator graphs compiled in {time.perf_counter() - t0:.0f} s)")
+        cands["compiled F(4x4,3x3) >= 256 ch"] = compiled(build(), 4, z, 256)
+        print(f"  (3 generator graphs compiled in {time.perf_counter() - t0:.0f} s)")
     r = race(cands)
     print("  generator config-f 256 px, ms/image: " + "  ".join(f"{k} {v:.1f}" for k, v in r.items()))
 

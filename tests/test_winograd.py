@@ -113,3 +113,39 @@ def test_onnx_export_turns_winograd_off_and_verifies(converted_fixture, tmp_path
     kinds = [type(mod).__name__ for mod in G.modules()]
     assert nodes.count("Conv") >= 5
     assert nodes.count("MatMul") + nodes.count("Gemm") <= kinds.count("FullyConnectedLayer") + kinds.count("SynthesisLayer")
+
+
+def test_winograd_probe_is_measured_once_cached_and_applied(monkeypatch):
+    import importlib
+    import json
+
+    tuning = importlib.import_module("sdk.backends.tune")  # the module (sdk.backends.tune is also a function)
+
+    tile, min_c = tuning.kernel_winograd(refresh=True)
+    files = list(tuning._autotune_dir().glob("winograd-*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    ms = {int(t): v for t, v in record["ms"].items()}
+    chans = [c for c, _ in tuning.WINOGRAD_LAYERS]
+
+    def total(t: int, m: int) -> float:  # the summed time of a choice, from the recorded timings
+        return sum(ms[t][i] if (t and c >= m) else ms[0][i] for i, c in enumerate(chans))
+
+    assert (record["tile"], record["min_channels"]) == (tile, min_c)
+    assert total(tile, min_c) <= min(total(t, m) for t in (0, 2, 4) for m in chans) + 1e-9
+    files[0].write_text(json.dumps({**record, "tile": 2, "min_channels": 256}))  # cached: read back, not re-measured
+    tuning._WINOGRAD_MEMO.clear()
+    assert tuning.kernel_winograd() == (2, 256)
+    saved = (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS)
+    try:
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+        assert (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS) == (2, 256)
+        monkeypatch.setenv(tuning.WINOGRAD_ENV, "0")  # the override wins over the cache
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+        assert ops.CPU_WINOGRAD == 0
+        monkeypatch.setenv(tuning.WINOGRAD_ENV, "3")
+        with pytest.raises(tuning.BackendError, match="GANZOO_WINOGRAD"):
+            tuning.kernel_winograd()
+    finally:
+        ops.set_cpu_winograd(*saved)
+        tuning._WINOGRAD_MEMO.clear()

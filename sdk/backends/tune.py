@@ -217,16 +217,20 @@ def kernel_layouts(refresh: bool = False) -> dict[str, bool]:
     return layouts
 
 
-_WINOGRAD_MEMO: dict[str, int] = {}
+_WINOGRAD_MEMO: dict[str, tuple[int, int]] = {}
 WINOGRAD_ENV = "GANZOO_WINOGRAD"
 
 
-def kernel_winograd(refresh: bool = False) -> int:
-    """The Winograd tile for the stride-1 3x3 convolutions on this CPU: 0 (direct convolution), 2 or 4.
+WINOGRAD_LAYERS = ((512, 32), (256, 64), (128, 128))  # (channels, px): config-f's 3x3 layers, batch 1
 
-    Times two StyleGAN2 3x3 layers (512 channels at 32 px, 128 at 128 px, batch 1, eager) with each choice,
-    interleaved, best of 3, about a second in all; the fastest total wins and is cached per machine like
-    :func:`kernel_layouts`. ``$GANZOO_WINOGRAD`` (0, 2 or 4) overrides the measurement.
+
+def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
+    """(tile, min_channels) for the stride-1 3x3 convolutions on this CPU: tile 0 (direct convolution), 2 or 4,
+    used for layers with at least ``min_channels`` input channels.
+
+    Times three StyleGAN2 3x3 layers (:data:`WINOGRAD_LAYERS`, eager) with each tile, interleaved, best of 3,
+    about a second in all; the choice with the smallest summed time wins and is cached per machine like
+    :func:`kernel_layouts`. ``$GANZOO_WINOGRAD`` (0, 2 or 4, optionally ``:MIN_CHANNELS``) overrides it.
     """
     import torch.nn.functional as F
 
@@ -234,25 +238,27 @@ def kernel_winograd(refresh: bool = False) -> int:
 
     env = os.environ.get(WINOGRAD_ENV)
     if env:
-        if env not in ("0", "2", "4"):
-            raise BackendError(f"{WINOGRAD_ENV}={env!r}: use 0 (direct convolution), 2 or 4")
-        return int(env)
+        tile, _, min_c = env.partition(":")
+        if tile not in ("0", "2", "4") or not (min_c or "0").isdigit():
+            raise BackendError(f"{WINOGRAD_ENV}={env!r}: use 0 (direct convolution), 2 or 4, optionally "
+                               "followed by :MIN_CHANNELS (e.g. 4:256)")
+        return int(tile), int(min_c or 0)
     key = fingerprint_key(fingerprint("cpu"))
     path = _autotune_dir() / f"winograd-{key}.json"
     if not refresh and key in _WINOGRAD_MEMO:
         return _WINOGRAD_MEMO[key]
     data = None if refresh else _read_json(path)
     if data is not None:
-        _WINOGRAD_MEMO[key] = int(data["tile"])
+        _WINOGRAD_MEMO[key] = (int(data["tile"]), int(data["min_channels"]))
         return _WINOGRAD_MEMO[key]
     gen = torch.Generator().manual_seed(0)
     layers = [(torch.randn(1, c, r, r, generator=gen), torch.randn(c, c, 3, 3, generator=gen) / (3 * c ** 0.5))
-              for c, r in ((512, 32), (128, 128))]
+              for c, r in WINOGRAD_LAYERS]
     ops = {0: lambda x, w: F.conv2d(x, w, padding=1), 2: lambda x, w: conv3x3_winograd(x, w, 2),
            4: lambda x, w: conv3x3_winograd(x, w, 4)}
     best = {t: [math.inf] * len(layers) for t in ops}
     with torch.no_grad():
-        for t, op in ops.items():  # warm-up: oneDNN primitives, weight transforms
+        for op in ops.values():  # warm-up: oneDNN primitives, weight transforms
             for x, w in layers:
                 op(x, w)
         for _ in range(3):
@@ -261,13 +267,17 @@ def kernel_winograd(refresh: bool = False) -> int:
                     start = time.perf_counter()
                     op(x, w)
                     best[t][i] = min(best[t][i], time.perf_counter() - start)
-    total = {t: sum(v) for t, v in best.items()}
-    tile = min(total, key=total.__getitem__)
-    _WINOGRAD_MEMO[key] = tile
+    chans = [c for c, _ in WINOGRAD_LAYERS]
+    totals = {(0, 0): sum(best[0])}
+    for t in (2, 4):
+        for min_c in chans:
+            totals[(t, min_c)] = sum(best[t][i] if c >= min_c else best[0][i] for i, c in enumerate(chans))
+    tile, min_c = min(totals, key=totals.__getitem__)
+    _WINOGRAD_MEMO[key] = (tile, min_c)
     _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "tile": tile,
-                       "ms": {str(t): [round(b * 1e3, 3) for b in v] for t, v in best.items()},
-                       "layers": ["512 ch @ 32 px", "128 ch @ 128 px"]})
-    return tile
+                       "min_channels": min_c, "layers": [f"{c} ch @ {r} px" for c, r in WINOGRAD_LAYERS],
+                       "ms": {str(t): [round(b * 1e3, 3) for b in v] for t, v in best.items()}})
+    return tile, min_c
 
 
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
@@ -277,7 +287,7 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
 
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
-    set_cpu_winograd(kernel_winograd())
+    set_cpu_winograd(*kernel_winograd())
     return layouts
 
 
