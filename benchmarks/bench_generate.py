@@ -307,7 +307,7 @@ def winograd_rows(rounds: int, compile_graphs: bool, tiles: tuple[int, ...] = (4
 
     modes = [("off", 0)] + [(f"F({t}x{t},3x3)", t) for t in tiles]
     print("\nWinograd vs direct 3x3 conv, batch 1, ms (best of interleaved rounds):")
-    for c, res in ((512, 32), (256, 64), (128, 128)):
+    for c, res in ((512, 32), (256, 64), (256, 128), (128, 128)):
         torch.manual_seed(c)
         layer = _ModConv3x3(c).eval()
         x = torch.randn(1, c, res, res)
@@ -320,6 +320,7 @@ def winograd_rows(rounds: int, compile_graphs: bool, tiles: tuple[int, ...] = (4
     z = torch.randn(1, 512)
     cands = {f"eager {name}": eager(G, t, z) for name, t in modes}
     cands["eager F(4x4,3x3) >= 256 ch"] = eager(G, 4, z, 256)
+    cands["eager F(4x4,3x3) >= 512 ch"] = eager(G, 4, z, 512)
     if compile_graphs:
         t0 = time.perf_counter()
         cands.update({f"compiled {name}": compiled(build(), t, z) for name, t in modes[:2]})
@@ -466,7 +467,7 @@ def main() -> None:
               f"{conv_gflop:.1f} GFLOP = {rate:.1f} GFLOP/s = {100 * rate / peak:.1f}% of peak; a direct-convolution "
               f"path with nothing else in its graph would run at {100 * gflop / (ms / 1000) / peak:.1f}% at best")
     upstream_ms = {b: res.get("upstream stylegan2-ada-pytorch eager") for b, res in results.items()}
-    print(f"| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
+    print("| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
     print("|---|---|---|---|---|---|")
     for b, res in results.items():
         for name, ms in sorted(res.items(), key=lambda kv: kv[1]):

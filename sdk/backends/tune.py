@@ -221,7 +221,9 @@ _WINOGRAD_MEMO: dict[str, tuple[int, int]] = {}
 WINOGRAD_ENV = "GANZOO_WINOGRAD"
 
 
-WINOGRAD_LAYERS = ((512, 32), (256, 64), (128, 128))  # (channels, px): config-f's 3x3 layers, batch 1
+# (channels, px), batch 1: config-f's 3x3 widths at the resolutions they run at. The tile count matters: on AMD
+# Zen 5, F(4x4) won for 256 channels at 64 px and lost at 128 px, so the probe must not judge by the smaller one.
+WINOGRAD_LAYERS = ((512, 32), (256, 128), (128, 128))
 
 
 def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
