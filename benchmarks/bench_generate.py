@@ -248,14 +248,109 @@ def upstream_generator(path: str) -> torch.nn.Module:
     return G.eval().requires_grad_(False)
 
 
+class _ModConv3x3(torch.nn.Module):
+    """One synthesis layer's 3x3 conv in activation-scaling form: lrelu((conv(x * s) * d + b))."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(c, c, 3, 3) / (3 * c ** 0.5), requires_grad=False)
+        self.s = torch.nn.Parameter(torch.rand(1, c, 1, 1) + 0.5, requires_grad=False)
+        self.d = torch.nn.Parameter(torch.rand(1, c, 1, 1) + 0.5, requires_grad=False)
+        self.b = torch.nn.Parameter(torch.randn(1, c, 1, 1) * 0.1, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from zoo.models.ops import conv2d_resample
+
+        return torch.nn.functional.leaky_relu(torch.addcmul(self.b, conv2d_resample(x * self.s, self.weight,
+                                                                                     padding=1), self.d), 0.2)
+
+
+def winograd_rows(rounds: int, compile_graphs: bool, tiles: tuple[int, ...] = (4, 2)) -> None:
+    """Winograd vs direct 3x3 convolution, interleaved best-of-``rounds``: the layer alone (512 ch at 32 px,
+    256 at 64, 128 at 128, batch 1, eager and torch.compile with frozen weights) and the whole generator."""
+    import torch._inductor.config as inductor_config
+
+    from zoo.models.ops import cpu_winograd
+
+    def timed(fn: Callable[[], Any]) -> float:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    torch._dynamo.config.recompile_limit = 64  # one graph per layer shape and switch setting
+
+    def compiled(module: torch.nn.Module, tile: int, example: torch.Tensor, min_c: int = 0) -> Callable[[], Any]:
+        fn = torch.compile(module, dynamic=False)
+        with cpu_winograd(tile, min_c), torch.no_grad(), inductor_config.patch(freezing=True):
+            fn(example)  # traced with the switch as set here (dynamo guards on it: call under the same setting)
+
+        def run() -> Any:
+            with cpu_winograd(tile, min_c):
+                return fn(example)
+        return run
+
+    def eager(module: torch.nn.Module, tile: int, example: torch.Tensor, min_c: int = 0) -> Callable[[], Any]:
+        def run() -> Any:
+            with cpu_winograd(tile, min_c):
+                return module(example)
+        return run
+
+    def race(cands: dict[str, Callable[[], Any]]) -> dict[str, float]:
+        best = {k: math.inf for k in cands}
+        with torch.no_grad():
+            for fn in cands.values():
+                fn()
+            for _ in range(rounds):
+                for k, fn in cands.items():
+                    best[k] = min(best[k], timed(fn))
+        return {k: v * 1000 for k, v in best.items()}
+
+    modes = [("off", 0)] + [(f"F({t}x{t},3x3)", t) for t in tiles]
+    print("\nWinograd vs direct 3x3 conv, batch 1, ms (best of interleaved rounds):")
+    for c, res in ((512, 32), (256, 64), (256, 128), (128, 128)):
+        torch.manual_seed(c)
+        layer = _ModConv3x3(c).eval()
+        x = torch.randn(1, c, res, res)
+        cands = {f"eager {name}": eager(layer, t, x) for name, t in modes}
+        if compile_graphs:
+            cands.update({f"compiled {name}": compiled(_copy_module(layer), t, x) for name, t in modes})
+        r = race(cands)
+        print(f"  layer {c} ch @ {res} px: " + "  ".join(f"{k} {v:.1f}" for k, v in r.items()))
+    G = build()
+    z = torch.randn(1, 512)
+    cands = {f"eager {name}": eager(G, t, z) for name, t in modes}
+    cands["eager F(4x4,3x3) >= 256 ch"] = eager(G, 4, z, 256)
+    cands["eager F(4x4,3x3) >= 512 ch"] = eager(G, 4, z, 512)
+    if compile_graphs:
+        t0 = time.perf_counter()
+        cands.update({f"compiled {name}": compiled(build(), t, z) for name, t in modes[:2]})
+        cands["compiled F(4x4,3x3) >= 256 ch"] = compiled(build(), 4, z, 256)
+        print(f"  (3 generator graphs compiled in {time.perf_counter() - t0:.0f} s)")
+    r = race(cands)
+    print("  generator config-f 256 px, ms/image: " + "  ".join(f"{k} {v:.1f}" for k, v in r.items()))
+
+
+def _copy_module(m: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(m)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds at batch 1 (batch 8: half, at least 1)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every path")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--upstream", default=None, help="stylegan2-ada-pytorch checkout to time side by side")
+    ap.add_argument("--winograd", action="store_true",
+                    help="only time Winograd vs direct 3x3 convolutions (layers alone and the whole generator)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.winograd:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
+        winograd_rows(args.rounds, not args.no_compile)
+        print(f"load average now {os.getloadavg()[0]:.1f}")
+        return
 
     nominal, nominal_text = cpu_peak()
     peak_before, how = measured_peak(args.threads)
@@ -372,7 +467,7 @@ def main() -> None:
               f"{conv_gflop:.1f} GFLOP = {rate:.1f} GFLOP/s = {100 * rate / peak:.1f}% of peak; a direct-convolution "
               f"path with nothing else in its graph would run at {100 * gflop / (ms / 1000) / peak:.1f}% at best")
     upstream_ms = {b: res.get("upstream stylegan2-ada-pytorch eager") for b, res in results.items()}
-    print(f"| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
+    print("| backend | batch | ms/image | GFLOP/s | % of peak | x upstream |")
     print("|---|---|---|---|---|---|")
     for b, res in results.items():
         for name, ms in sorted(res.items(), key=lambda kv: kv[1]):

@@ -161,7 +161,11 @@ def build_compiled(G: Any, noise_mode: str = "const", truncation_cutoff: int | N
     dynamic = [{0: batch} if name in ("z", "c") else None for name in module.names]
 
     def build(tmp: Path) -> None:
-        with torch.no_grad(), warnings.catch_warnings():
+        from zoo.models.ops import cpu_winograd
+
+        # direct convolutions in the package: Winograd, a win in eager on some CPUs, lost under inductor
+        # (benchmarks/bench_generate.py --winograd)
+        with torch.no_grad(), warnings.catch_warnings(), cpu_winograd(0):
             warnings.simplefilter("ignore")
             ep = torch.export.export(module, tuple(t.to(_device(G)) for t in example), dynamic_shapes=(tuple(dynamic),))
             torch._inductor.aoti_compile_and_package(ep, package_path=os.fspath(tmp))

@@ -230,13 +230,79 @@ def kernel_layouts(refresh: bool = False) -> dict[str, bool]:
     return layouts
 
 
+_WINOGRAD_MEMO: dict[str, tuple[int, int]] = {}
+WINOGRAD_ENV = "GANZOO_WINOGRAD"
+
+
+# (channels, px), batch 1: config-f's 3x3 widths at the resolutions they run at. The tile count matters: on AMD
+# Zen 5, F(4x4) won for 256 channels at 64 px and lost at 128 px, so the probe must not judge by the smaller one.
+WINOGRAD_LAYERS = ((512, 32), (256, 128), (128, 128))
+
+
+def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
+    """(tile, min_channels) for the stride-1 3x3 convolutions on this CPU: tile 0 (direct convolution), 2 or 4,
+    used for layers with at least ``min_channels`` input channels.
+
+    Times three StyleGAN2 3x3 layers (:data:`WINOGRAD_LAYERS`, eager) with each tile, interleaved, best of 3,
+    about a second in all; the choice with the smallest summed time wins and is cached per machine like
+    :func:`kernel_layouts`. ``$GANZOO_WINOGRAD`` (0, 2 or 4, optionally ``:MIN_CHANNELS``) overrides it.
+    """
+    import torch.nn.functional as F
+
+    from zoo.models.ops import conv3x3_winograd
+
+    env = os.environ.get(WINOGRAD_ENV)
+    if env:
+        tile, _, min_c = env.partition(":")
+        if tile not in ("0", "2", "4") or not (min_c or "0").isdigit():
+            raise BackendError(f"{WINOGRAD_ENV}={env!r}: use 0 (direct convolution), 2 or 4, optionally "
+                               "followed by :MIN_CHANNELS (e.g. 4:256)")
+        return int(tile), int(min_c or 0)
+    key = fingerprint_key(fingerprint("cpu"))
+    path = _autotune_dir() / f"winograd-{key}.json"
+    if not refresh and key in _WINOGRAD_MEMO:
+        return _WINOGRAD_MEMO[key]
+    data = None if refresh else _read_json(path)
+    if data is not None:
+        _WINOGRAD_MEMO[key] = (int(data["tile"]), int(data["min_channels"]))
+        return _WINOGRAD_MEMO[key]
+    gen = torch.Generator().manual_seed(0)
+    layers = [(torch.randn(1, c, r, r, generator=gen), torch.randn(c, c, 3, 3, generator=gen) / (3 * c ** 0.5))
+              for c, r in WINOGRAD_LAYERS]
+    ops = {0: lambda x, w: F.conv2d(x, w, padding=1), 2: lambda x, w: conv3x3_winograd(x, w, 2),
+           4: lambda x, w: conv3x3_winograd(x, w, 4)}
+    best = {t: [math.inf] * len(layers) for t in ops}
+    with torch.no_grad():
+        for op in ops.values():  # warm-up: oneDNN primitives, weight transforms
+            for x, w in layers:
+                op(x, w)
+        for _ in range(3):
+            for t, op in ops.items():
+                for i, (x, w) in enumerate(layers):
+                    start = time.perf_counter()
+                    op(x, w)
+                    best[t][i] = min(best[t][i], time.perf_counter() - start)
+    chans = [c for c, _ in WINOGRAD_LAYERS]
+    totals = {(0, 0): sum(best[0])}
+    for t in (2, 4):
+        for min_c in chans:
+            totals[(t, min_c)] = sum(best[t][i] if c >= min_c else best[0][i] for i, c in enumerate(chans))
+    tile, min_c = min(totals, key=totals.__getitem__)
+    _WINOGRAD_MEMO[key] = (tile, min_c)
+    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "tile": tile,
+                       "min_channels": min_c, "layers": [f"{c} ch @ {r} px" for c, r in WINOGRAD_LAYERS],
+                       "ms": {str(t): [round(b * 1e3, 3) for b in v] for t, v in best.items()}})
+    return tile, min_c
+
+
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     if device.type != "cpu":
         return None
-    from zoo.models.ops import set_cpu_layouts
+    from zoo.models.ops import set_cpu_layouts, set_cpu_winograd
 
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
+    set_cpu_winograd(*kernel_winograd())
     return layouts
 
 

@@ -51,6 +51,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.fileio import atomic_write, chmod_like_new_file
+from zoo.models.ops import cpu_winograd
 
 #: Max-abs tolerance of onnxruntime vs torch (fp32 weights, images in [-1, 1]). Measured errors of the
 #: test generators are ~1e-5; reordered float sums in a 1024 px generator stay well below 1e-3.
@@ -380,7 +381,9 @@ def export_onnx(G: nn.Module, path: str | os.PathLike[str], *, parts: str = "ful
     out_name = "ws" if parts == "mapping" else "img"
     say(f"tracing {type(G).__name__} ({parts}) with torch.onnx.export(dynamo=True), opset {opset}")
     try:
-        with _quiet_export(), torch.no_grad():
+        # direct convolutions in the file: onnxruntime runs its own conv kernels, and the Winograd form would
+        # only add transforms to the graph
+        with _quiet_export(), torch.no_grad(), cpu_winograd(0):
             program = torch.onnx.export(module, args, input_names=module.names, output_names=[out_name],
                                         opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes,
                                         external_data=False, verbose=False, optimize=True)

@@ -1,0 +1,151 @@
+"""Winograd F(2x2, 3x3) / F(4x4, 3x3) for the stride-1 3x3 convolutions (zoo.models.ops.CPU_WINOGRAD)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.models import ops
+
+from conftest import assert_close, golden, manifest, sg2_golden_calls, tolerance
+
+PKL = "network-snapshot-000000.pkl"
+# max-abs error against a float64 direct convolution, relative to the output's largest magnitude. Measured on
+# these inputs: F(2x2) ~2e-7, F(4x4) ~4e-6 (fp32 direct convolution: ~5e-8)
+REL_TOL = {2: 1e-6, 4: 1e-5}
+SHAPES = [(1, 3, 5, 7, 7), (3, 16, 8, 8, 8), (1, 32, 32, 9, 6), (3, 8, 4, 4, 13)]  # N, C_in, C_out, H, W
+
+
+def _ref(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(x.double(), w.double(), padding=1)
+
+
+@pytest.mark.parametrize("pointwise", [False, True])
+@pytest.mark.parametrize("m", [2, 4])
+def test_forward_equals_direct_convolution(m, pointwise):
+    gen = torch.Generator().manual_seed(m)
+    for n, c, o, h, wd in SHAPES:
+        x, w = torch.randn(n, c, h, wd, generator=gen), torch.randn(o, c, 3, 3, generator=gen)
+        ref = _ref(x, w)
+        y = ops.conv3x3_winograd(x, w, m, pointwise=pointwise)
+        assert y.shape == ref.shape
+        err = (y.double() - ref).abs().max().item() / ref.abs().max().item()
+        assert err <= REL_TOL[m], f"F({m}x{m},3x3) {list(x.shape)}: relative max-abs {err:.2g}"
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_gradients_equal_direct_convolution(m):
+    gen = torch.Generator().manual_seed(10 + m)
+    x = torch.randn(3, 8, 9, 10, generator=gen, requires_grad=True)
+    w = torch.randn(6, 8, 3, 3, generator=gen, requires_grad=True)
+    g = torch.randn(3, 6, 9, 10, generator=gen)
+    gx, gw = torch.autograd.grad((ops.conv3x3_winograd(x, w, m) * g).sum(), [x, w])
+    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    rx, rw = torch.autograd.grad((_ref(xd, wd) * g.double()).sum(), [xd, wd])
+    for got, ref, what in ((gx, rx, "input"), (gw, rw, "weight")):
+        err = (got.double() - ref).abs().max().item() / ref.abs().max().item()
+        assert err <= REL_TOL[m], f"F({m}x{m},3x3) {what} gradient: relative max-abs {err:.2g}"
+    # inversion: frozen weight (cached transform), gradient to the input only
+    w.requires_grad_(False)
+    (gx2,) = torch.autograd.grad((ops.conv3x3_winograd(x, w, m) * g).sum(), [x])
+    assert (gx2.double() - rx).abs().max().item() / rx.abs().max().item() <= REL_TOL[m]
+
+
+def test_weight_transform_cache_follows_in_place_updates():
+    w = torch.randn(4, 4, 3, 3)
+    x = torch.randn(1, 4, 6, 6)
+    ops.conv3x3_winograd(x, w, 4)
+    with torch.no_grad():
+        w.mul_(-2)  # bumps the version counter: the cached transform must not be reused
+    err = (ops.conv3x3_winograd(x, w, 4).double() - _ref(x, w)).abs().max().item()
+    assert err <= REL_TOL[4] * _ref(x, w).abs().max().item()
+
+
+def test_switch_routes_only_eligible_convolutions():
+    x, w = torch.randn(2, 8, 8, 8), torch.randn(8, 8, 3, 3)
+    assert ops.CPU_WINOGRAD == 0  # off by default: direct convolution, bit-identical to F.conv2d
+    assert torch.equal(ops.conv2d_resample(x, w, padding=1), F.conv2d(x, w, padding=1))
+    with ops.cpu_winograd(4):
+        y = ops.conv2d_resample(x, w, padding=1)
+        assert not torch.equal(y, F.conv2d(x, w, padding=1))  # it did run the Winograd path ...
+        assert (y.double() - _ref(x, w)).abs().max() <= REL_TOL[4] * _ref(x, w).abs().max()  # ... correctly
+        flipped = ops.conv2d_resample(x, w, padding=1, flip_weight=False)
+        assert (flipped.double() - _ref(x, w.flip([2, 3]))).abs().max() <= REL_TOL[4] * 100
+        w1 = torch.randn(8, 8, 1, 1)
+        assert torch.equal(ops.conv2d_resample(x, w1), F.conv2d(x, w1))  # 1x1: not eligible
+        xd, wd = x.double(), w.double()
+        assert torch.equal(ops.conv2d_resample(xd, wd, padding=1), F.conv2d(xd, wd, padding=1))  # fp64: direct
+    assert ops.CPU_WINOGRAD == 0
+    with pytest.raises(ValueError, match="winograd tile"):
+        ops.set_cpu_winograd(3)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_stylegan2_fixture_reproduces_its_goldens_with_winograd(m, converted_fixture):
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    gold, man = golden(name), manifest(name)
+    calls = sg2_golden_calls(G, gold["z"], None)
+    with ops.cpu_winograd(m), torch.no_grad():
+        for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
+            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with F({m}x{m},3x3)")
+        # the switch really changes the computation of this model (it has 3x3 convs)
+        on = calls["img_const_psi1"]()
+    with torch.no_grad():
+        assert not torch.equal(on, calls["img_const_psi1"]())
+
+
+def test_onnx_export_turns_winograd_off_and_verifies(converted_fixture, tmp_path):
+    import onnx
+
+    from sdk.export.exporter import export_onnx
+
+    G = zoo.load(converted_fixture("sg2ada_uncond_64", PKL), quiet=True)
+    with ops.cpu_winograd(4):
+        report = export_onnx(G, tmp_path / "g.onnx", verify_batches=(1,))
+        assert ops.CPU_WINOGRAD == 4  # restored after the export
+    assert max(report.max_abs_error.values()) <= report.tolerance
+    nodes = [node.op_type for node in onnx.load(str(tmp_path / "g.onnx")).graph.node]
+    # direct convolutions in the file: GEMMs only for the linear layers and each modulated layer's demodulation
+    # (the Winograd form would add 16-36 per 3x3 conv)
+    kinds = [type(mod).__name__ for mod in G.modules()]
+    assert nodes.count("Conv") >= 5
+    assert nodes.count("MatMul") + nodes.count("Gemm") <= kinds.count("FullyConnectedLayer") + kinds.count("SynthesisLayer")
+
+
+def test_winograd_probe_is_measured_once_cached_and_applied(monkeypatch):
+    import importlib
+    import json
+
+    tuning = importlib.import_module("sdk.backends.tune")  # the module (sdk.backends.tune is also a function)
+
+    tile, min_c = tuning.kernel_winograd(refresh=True)
+    files = list(tuning._autotune_dir().glob("winograd-*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    ms = {int(t): v for t, v in record["ms"].items()}
+    chans = [c for c, _ in tuning.WINOGRAD_LAYERS]
+
+    def total(t: int, m: int) -> float:  # the summed time of a choice, from the recorded timings
+        return sum(ms[t][i] if (t and c >= m) else ms[0][i] for i, c in enumerate(chans))
+
+    assert (record["tile"], record["min_channels"]) == (tile, min_c)
+    assert total(tile, min_c) <= min(total(t, m) for t in (0, 2, 4) for m in chans) + 1e-9
+    files[0].write_text(json.dumps({**record, "tile": 2, "min_channels": 256}))  # cached: read back, not re-measured
+    tuning._WINOGRAD_MEMO.clear()
+    assert tuning.kernel_winograd() == (2, 256)
+    saved = (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS)
+    try:
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+        assert (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS) == (2, 256)
+        monkeypatch.setenv(tuning.WINOGRAD_ENV, "0")  # the override wins over the cache
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+        assert ops.CPU_WINOGRAD == 0
+        monkeypatch.setenv(tuning.WINOGRAD_ENV, "3")
+        with pytest.raises(tuning.BackendError, match="GANZOO_WINOGRAD"):
+            tuning.kernel_winograd()
+    finally:
+        ops.set_cpu_winograd(*saved)
+        tuning._WINOGRAD_MEMO.clear()
