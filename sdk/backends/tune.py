@@ -25,6 +25,9 @@ from .runners import BACKENDS, BackendError, Runner, _device, make_runner, suppo
 
 PROBE_BATCHES = (1, 2, 4, 8, 16)
 STOP_RATIO = 1.1  # a batch size this much slower per image than the best so far ends the measuring
+#: Winograd is chosen only when its probe total is at least 5 % below direct convolution's: it changes the
+#: float rounding and caches transformed weights (4x a layer's size), which a gain within noise does not pay for.
+WINOGRAD_MIN_GAIN = 0.95
 DEFAULT_BATCH = 8  # a forced backend without a batch size and no measurement
 CACHE_VERSION = 1
 MEMORY_ENV = "GANZOO_MEMORY_BUDGET"
@@ -288,6 +291,8 @@ def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
         for min_c in chans:
             totals[(t, min_c)] = sum(best[t][i] if c >= min_c else best[0][i] for i, c in enumerate(chans))
     tile, min_c = min(totals, key=totals.__getitem__)
+    if totals[(tile, min_c)] > totals[(0, 0)] * WINOGRAD_MIN_GAIN:  # within noise of direct: keep direct
+        tile, min_c = 0, 0
     _WINOGRAD_MEMO[key] = (tile, min_c)
     _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "tile": tile,
                        "min_channels": min_c, "layers": [f"{c} ch @ {r} px" for c, r in WINOGRAD_LAYERS],
