@@ -65,8 +65,9 @@ def test_killed_worker_and_crashed_driver_resume_exactly_once(cluster, tmp_path)
 
     with pytest.raises(RuntimeError, match="driver stopped"):
         generate_dataset("dcgan-digiface-64", out, on_shard=on_shard, **kw)
-    # the run went on past the kill: the dead actor's queued shards were redone by live ones
-    assert len(seen) == 5 and seen[0]["pid"] not in {r["pid"] for r in seen[1:]}
+    # the run went on past the kill on live actors (shards the killed actor finished just before the signal may
+    # still arrive after it, so only "other actors kept going" is certain; exactly-once is checked below)
+    assert len(seen) == 5 and any(r["pid"] != seen[0]["pid"] for r in seen[1:])
     r = generate_dataset("dcgan-digiface-64", out, **kw)
     assert r.complete and r.shards_kept >= 5 and r.shards_kept + len(r.shards_written) == 10
     keys = []
