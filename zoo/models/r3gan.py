@@ -238,7 +238,7 @@ _HF = "https://huggingface.co/brownvc"
 _FILE = "network-snapshot-final.pkl"
 _PAPER = "The GAN is dead; long live the GAN! A Modern GAN Baseline (Huang et al., NeurIPS 2024)"
 _LICENSE_NOTE = ("brownvc/R3GAN publishes no licence for its code or weights; its training code is NVIDIA's "
-                 "StyleGAN3 code base (NVIDIA Source Code License, non-commercial). Treat the weights as "
+                 "StyleGAN3 code base (NVIDIA's non-commercial source-code licence). Treat the weights as "
                  "research-only, non-commercial, and check the training dataset's terms.")
 
 
