@@ -65,8 +65,9 @@ def test_weight_transform_cache_follows_in_place_updates():
 
 def test_switch_routes_only_eligible_convolutions():
     x, w = torch.randn(2, 8, 8, 8), torch.randn(8, 8, 3, 3)
-    assert ops.CPU_WINOGRAD == 0  # off by default: direct convolution, bit-identical to F.conv2d
-    assert torch.equal(ops.conv2d_resample(x, w, padding=1), F.conv2d(x, w, padding=1))
+    before = (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS)  # earlier sampling may have applied this CPU's probe
+    with ops.cpu_winograd(0):  # off: direct convolution, bit-identical to F.conv2d
+        assert torch.equal(ops.conv2d_resample(x, w, padding=1), F.conv2d(x, w, padding=1))
     with ops.cpu_winograd(4):
         y = ops.conv2d_resample(x, w, padding=1)
         assert not torch.equal(y, F.conv2d(x, w, padding=1))  # it did run the Winograd path ...
@@ -77,7 +78,7 @@ def test_switch_routes_only_eligible_convolutions():
         assert torch.equal(ops.conv2d_resample(x, w1), F.conv2d(x, w1))  # 1x1: not eligible
         xd, wd = x.double(), w.double()
         assert torch.equal(ops.conv2d_resample(xd, wd, padding=1), F.conv2d(xd, wd, padding=1))  # fp64: direct
-    assert ops.CPU_WINOGRAD == 0
+    assert (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS) == before  # the block restores the setting
     with pytest.raises(ValueError, match="winograd tile"):
         ops.set_cpu_winograd(3)
 
@@ -138,7 +139,7 @@ def test_winograd_probe_is_measured_once_cached_and_applied(monkeypatch):
     else:
         assert total(tile, min_c) <= best + 1e-9 and total(tile, min_c) <= total(0, 0) * tuning.WINOGRAD_MIN_GAIN
     files[0].write_text(json.dumps({**record, "tile": 2, "min_channels": 256}))  # cached: read back, not re-measured
-    tuning._WINOGRAD_MEMO.clear()
+    monkeypatch.setattr(tuning, "_WINOGRAD_MEMO", {})  # (later tests get this machine's real answer back)
     assert tuning.kernel_winograd() == (2, 256)
     saved = (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS)
     try:
