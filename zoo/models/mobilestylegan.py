@@ -389,7 +389,7 @@ register_models(
               "(Belousov, arXiv 2104.04767, 2021)",
         fid=7.75, source_file="mobilestylegan_ffhq.ckpt",
         license_note="Code and checkpoint: Apache-2.0 (bes-dev/MobileStyleGAN.pytorch). The student was distilled "
-                     "from NVIDIA's StyleGAN2 FFHQ config-f (NVIDIA's non-commercial source-code licence); upstream "
+                     "from NVIDIA's StyleGAN2 FFHQ config-f (under NVIDIA's own source-code licence); upstream "
                      "does not say whether that licence reaches the distilled weights.",
         notes="Student network of the released Lightning checkpoint (md5 8de24b4d08049c32dbec8beca5ed2074 per "
               "configs/model_zoo.json); the StyleGAN2 teacher in the same file is not converted.",
