@@ -12,7 +12,9 @@ interleaved round by round so machine noise hits every path alike:
   backend measured; its compile / export time is reported separately, it is paid once per model and machine);
 - ``ganzoo sample ... --backend torch --batch-size 8``: the previous default;
 - with ``--upstream``: the NVlabs ``gen_images.py`` loop (one seed at a time, ``RandomState(seed).randn``,
-  ``noise_mode='const'``, PNG per image) on that checkout's own ``training.networks.Generator``, same weights.
+  ``noise_mode='const'``, PNG per image) on that checkout's own ``training.networks.Generator``, same weights;
+  once as it runs, once with the heap setting ganzoo applies to itself (``sdk.backends.allocator``), to show
+  how much of the difference that setting alone makes.
 
 Prints wall seconds, images/s and peak RSS per path (medians over rounds) and each path's speed as a ratio to
 upstream (or to the previous default without ``--upstream``).
@@ -37,6 +39,10 @@ UPSTREAM_LOOP = r"""
 import sys, time, types
 sys.path.insert(0, sys.argv[1])
 sys.modules.setdefault("requests", types.ModuleType("requests"))
+if sys.argv[7] == "reuse":  # the heap setting ganzoo applies (sdk.backends.allocator), for a like-for-like row
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    assert libc.mallopt(-4, 0) and libc.mallopt(-1, 2**31 - 1)
 import numpy as np, torch, PIL.Image
 from safetensors.torch import load_file
 from training.networks import Generator
@@ -134,9 +140,10 @@ def main() -> None:
                                                                           "--outdir", str(out / "tuned"), "-q"], env_t)
                 if args.upstream:
                     (out / "up").mkdir(parents=True, exist_ok=True)
-                    runs["upstream gen_images.py loop"] = ([sys.executable, "-c", UPSTREAM_LOOP, args.upstream, str(res),
-                                                            str(args.seeds), str(out / "up"), str(args.threads),
-                                                            str(model / "model.safetensors")], base_env)
+                    up = [sys.executable, "-c", UPSTREAM_LOOP, args.upstream, str(res), str(args.seeds), str(out / "up"),
+                          str(args.threads), str(model / "model.safetensors")]
+                    runs["upstream gen_images.py loop"] = (up + ["system"], base_env)
+                    runs["upstream loop, with ganzoo's heap setting"] = (up + ["reuse"], base_env)
                 for name, (cmd, env) in runs.items():
                     results.setdefault(name, []).append(timed(cmd, env))
             ref_name = "upstream gen_images.py loop" if args.upstream else "ganzoo sample --backend torch --batch-size 8"

@@ -1,6 +1,7 @@
 """Generation speed of a StyleGAN2 config-f generator at 256 px on this machine's CPU (not a test).
 
     python benchmarks/bench_generate.py [--rounds N] [--no-compile] [--upstream PATH/TO/stylegan2-ada-pytorch]
+    python benchmarks/bench_generate.py --allocator [--res 1024] [--batches 1,4] [--upstream ...]
 
 Random weights of the real size: z = w = 512, 8 mapping layers, channel_base 32768 / channel_max 512
 (config-f widths: 512 channels up to 64 px, 256 at 128 px, 128 at 256 px). Prints ms/image for torch
@@ -38,9 +39,9 @@ CONFIG = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
               mapping_kwargs={"num_layers": 8}, channel_base=32768, channel_max=512)
 
 
-def build() -> sg2.StyleGAN2Generator:
+def build(res: int = 256) -> sg2.StyleGAN2Generator:
     torch.manual_seed(0)
-    G = sg2.StyleGAN2Generator(**CONFIG)
+    G = sg2.StyleGAN2Generator(**{**CONFIG, "img_resolution": res})
     with torch.no_grad():  # non-trivial biases / noise strengths so no op is skipped or constant
         for name, t in list(G.named_parameters()) + list(G.named_buffers()):
             if name.endswith(("bias", "noise_strength", "w_avg")):
@@ -233,7 +234,7 @@ def profile_top(G: torch.nn.Module, n: int = 8) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=n)
 
 
-def upstream_generator(path: str) -> torch.nn.Module:
+def upstream_generator(path: str, res: int = 256) -> torch.nn.Module:
     """The reference Generator from a stylegan2-ada-pytorch checkout, same config, random weights."""
     sys.path.insert(0, path)
     import types
@@ -242,7 +243,7 @@ def upstream_generator(path: str) -> torch.nn.Module:
     from training.networks import Generator  # type: ignore[import-not-found]
 
     torch.manual_seed(0)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3,
                   mapping_kwargs={"num_layers": 8}, synthesis_kwargs={"channel_base": 32768, "channel_max": 512,
                                                                        "num_fp16_res": 0, "conv_clamp": None})
     return G.eval().requires_grad_(False)
@@ -336,6 +337,63 @@ def _copy_module(m: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(m)
 
 
+ALLOCATOR_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench_generate import allocator_child
+print(json.dumps(allocator_child(*sys.argv[2:])))
+"""
+
+
+def allocator_child(mode: str, res: str, threads: str, batches: str, upstream: str) -> dict[str, float]:
+    """In a fresh process: eager ms/image of ganzoo (and upstream) at ``batches``, with the heap in ``mode``."""
+    from sdk.backends.allocator import configure_allocator
+    from sdk.backends.tune import apply_kernel_layouts
+
+    torch.set_num_threads(int(threads))
+    assert configure_allocator() == mode  # $GANZOO_ALLOCATOR, set by allocator_rows
+    apply_kernel_layouts(torch.device("cpu"))  # the per-machine kernel choices, in both modes
+    paths = {"ganzoo eager": build(int(res))}
+    if upstream:
+        U = upstream_generator(upstream, int(res))
+        U.load_state_dict(paths["ganzoo eager"].state_dict(), strict=False)
+        paths["upstream eager"] = U
+    out = {}
+    for b in (int(x) for x in batches.split(",")):
+        for name, G in paths.items():
+            def run(z: torch.Tensor, G: torch.nn.Module = G) -> torch.Tensor:
+                with torch.no_grad():
+                    return G(z, None, noise_mode="const")
+            out[f"{name}|{b}"] = round_robin({name: run}, b, 2)[name]
+    return out
+
+
+def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: str | None) -> None:
+    """Eager generation with glibc's default heap vs the heap ganzoo sets (sdk.backends.allocator), each in
+    its own processes, interleaved round by round; best per path."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    best: dict[str, dict[str, float]] = {"system": {}, "reuse": {}}
+    for _ in range(rounds):
+        for mode in best:
+            p = subprocess.run([sys.executable, "-c", ALLOCATOR_CHILD, str(Path(__file__).parent), mode, str(res),
+                                str(threads), batches, upstream or ""], env=dict(env, GANZOO_ALLOCATOR=mode),
+                               capture_output=True, text=True)
+            if p.returncode:
+                raise SystemExit(p.stderr[-2000:])
+            for k, v in json.loads(p.stdout.splitlines()[-1]).items():
+                best[mode][k] = min(v, best[mode].get(k, math.inf))
+    print(f"StyleGAN2 config-f {res} px, {threads} threads, eager, ms/image (best of {rounds} interleaved rounds)")
+    print("| path | batch | glibc default heap | freed memory reused | speed-up |")
+    print("|---|---|---|---|---|")
+    for key in best["system"]:
+        name, b = key.split("|")
+        a, r = best["system"][key], best["reuse"][key]
+        print(f"| {name} | {b} | {a:.0f} | {r:.0f} | {a / r:.2f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds at batch 1 (batch 8: half, at least 1)")
@@ -344,8 +402,15 @@ def main() -> None:
     ap.add_argument("--upstream", default=None, help="stylegan2-ada-pytorch checkout to time side by side")
     ap.add_argument("--winograd", action="store_true",
                     help="only time Winograd vs direct 3x3 convolutions (layers alone and the whole generator)")
+    ap.add_argument("--allocator", action="store_true",
+                    help="only time eager generation with glibc's default heap vs the one ganzoo sets")
+    ap.add_argument("--res", type=int, default=256, help="resolution for --allocator")
+    ap.add_argument("--batches", default="1,4", help="batch sizes for --allocator")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.allocator:
+        allocator_rows(args.rounds, args.threads, args.res, args.batches, args.upstream)
+        return
     if args.winograd:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
         winograd_rows(args.rounds, not args.no_compile)

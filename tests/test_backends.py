@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import stat
@@ -37,32 +38,59 @@ def test_auto_measures_batch_sizes_on_the_job_and_caches_them(dcgan):
     reference = sdk.generate(dcgan, seeds, backend="torch", batch_size=8)
     assert cached_choice(dcgan) is None  # forced runs measure nothing
     auto = sdk.generate(dcgan, seeds)
-    assert torch.equal(auto, reference)  # batch size never changes a seed's image
+    # batch size never changes a seed's image beyond fp32 rounding (oneDNN blocks odd batches differently)
+    torch.testing.assert_close(auto, reference, atol=1e-5, rtol=0)
+    assert torch.equal(auto[:8], reference[:8])  # power-of-two chunks (1, 1, 2, 2, ...) agree exactly here
     choice = cached_choice(dcgan)
     assert choice is not None and choice.backend == "torch" and choice.source == "cached"
     measured = choice.timings["torch"]
     sizes = sorted(int(b) for b in measured)
-    assert len(sizes) >= 2 and sizes == [1, 2, 4, 8, 16][:len(sizes)]  # doubling until slower (timing-dependent)
+    assert len(sizes) >= 2 and sizes == [1, 2, 4, 8, 16][:len(sizes)]  # doubling while faster (timing-dependent)
     assert choice.batch_size == int(min(measured, key=measured.__getitem__))
     _, again = resolve(dcgan)
     assert again.source == "cached" and again.batch_size == choice.batch_size
-    assert torch.equal(sdk.generate(dcgan, seeds), reference)
+    torch.testing.assert_close(sdk.generate(dcgan, seeds), reference, atol=1e-5, rtol=0)
 
 
-def test_batch_plan_schedule_warms_up_then_keeps_the_fastest():
+def _run_plan(fake_ms: dict[int, float], calls: int) -> tuple[list[int], BatchPlan]:
     from sdk.backends import BackendChoice
 
     plan = BatchPlan(BackendChoice("torch", None, "adaptive", "", max_batch=16), 100)
     sizes = []
-    fake_ms = {1: 5.0, 2: 3.0, 4: 4.0}
-    for call in range(6):
+    for call in range(calls):
         n = plan.next_size(100)
         sizes.append(n)
         warm_up = 10.0 if call == 0 else 1.0  # the first call pays for kernel set-up
         plan.record(n, fake_ms[n] * n / 1e3 * warm_up)
-    # the first (warm-up) call does not count; batch 4 is slower than 2, so 8 and 16 are never tried
-    assert sizes[:4] == [1, 1, 2, 4] and sizes[4:] == [2, 2]
-    assert plan.next_size(1) == 1
+    return sizes, plan
+
+
+def test_batch_plan_schedule_warms_up_then_keeps_the_fastest(monkeypatch):
+    tuning = importlib.import_module("sdk.backends.tune")  # the module (sdk.backends.tune is also a function)
+
+    released = []
+    monkeypatch.setattr(tuning, "release_memory", lambda: released.append(True))
+    # the first (warm-up) call does not count; each size runs twice; batch 4 is slower than 2, so 8 and 16 are
+    # never tried, and the heap the batch-4 calls grew is handed back
+    sizes, plan = _run_plan({1: 5.0, 2: 3.0, 4: 4.0}, 9)
+    assert sizes == [1, 1, 1, 2, 2, 4, 4, 2, 2]
+    assert plan.measured == {1: 5.0, 2: 3.0, 4: 4.0} and plan.next_size(1) == 1
+    assert released == [True]
+
+
+def test_batch_plan_keeps_the_better_of_two_runs_and_stops_without_a_clear_gain(monkeypatch):
+    tuning = importlib.import_module("sdk.backends.tune")  # the module (sdk.backends.tune is also a function)
+
+    monkeypatch.setattr(tuning, "release_memory", lambda: None)
+    from sdk.backends import BackendChoice
+
+    plan = BatchPlan(BackendChoice("torch", None, "adaptive", "", max_batch=16), 100)
+    for n, ms in [(1, 50.0), (1, 6.0), (1, 5.0), (2, 9.0), (2, 4.95)]:  # warm-up, then 1 twice, then 2 twice
+        assert plan.next_size(100) == n
+        plan.record(n, ms * n / 1e3)
+    # batch 2's better run (4.95 ms) is within 3 % of batch 1's 5.0: batch 4 is not tried
+    assert plan.measured == {1: 5.0, 2: 4.95}
+    assert plan.next_size(100) == 2 and not plan.schedule
 
 
 def test_memory_budget_caps_the_batch(dcgan, monkeypatch):
@@ -152,7 +180,12 @@ def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
     tuned = json.loads(r.output)
     assert tuned["backend"] == "torch" and tuned["batch_size"] in (1, 2)
     r = runner.invoke(cli, ["info", "dcgan-digiface-64", "--json"])
-    assert json.loads(r.output)["backend"]["batch_size"] == tuned["batch_size"]
+    info = json.loads(r.output)["backend"]
+    assert info["batch_size"] == tuned["batch_size"]
+    assert info["kernels"] == {"allocator": "reuse", "winograd": {"tile": ops.CPU_WINOGRAD,
+                                                                  "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS}}
+    r = runner.invoke(cli, ["info", "dcgan-digiface-64"])
+    assert "kernels: allocator reuse; channels-last" in r.output, r.output
     r = runner.invoke(cli, ["sample", "--seeds", "0-2", "--outdir", str(tmp_path / "o"), "--json", "-q"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)

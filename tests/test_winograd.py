@@ -154,3 +154,29 @@ def test_winograd_probe_is_measured_once_cached_and_applied(monkeypatch):
     finally:
         ops.set_cpu_winograd(*saved)
         tuning._WINOGRAD_MEMO.clear()
+
+
+def test_weight_derived_tensors_follow_in_place_updates_and_gradients():
+    """The flipped transposed-conv weight and the demodulation sums are kept per frozen weight: an in-place
+    update must recompute them, and a weight that needs a gradient must get one through them."""
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(6, 5, 3, 3, generator=gen)
+    x, s = torch.randn(2, 5, 7, 7, generator=gen), torch.rand(2, 5, generator=gen) + 0.5
+    f = ops.make_filter([1, 3, 3, 1])
+
+    def run(weight: torch.Tensor) -> torch.Tensor:
+        return ops.modulated_conv2d(x, weight, s, up=2, padding=1, resample_filter=f)
+
+    first = run(w)
+    assert torch.equal(run(w), first)  # from the kept tensors
+    with torch.no_grad():
+        w[:, :, 0].mul_(-3)  # changes both the flip and the sums of squares
+    torch.testing.assert_close(run(w), run(w.clone()), rtol=0, atol=0)  # a fresh tensor has nothing kept
+    assert not torch.allclose(run(w), first)
+    wg = w.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(run(wg).square().sum(), [wg])
+    wd = w.double().requires_grad_()
+    xd, sd = x.double(), s.double()
+    ref = ops.modulated_conv2d(xd, wd, sd, up=2, padding=1, resample_filter=f.double())
+    (gref,) = torch.autograd.grad(ref.square().sum(), [wd])
+    torch.testing.assert_close(grad.double(), gref, rtol=1e-4, atol=1e-4)

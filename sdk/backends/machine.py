@@ -1,4 +1,4 @@
-"""What a speed measurement depends on: the CPU model and ISA, thread count, library versions, device."""
+"""What a speed measurement depends on: the CPU model and ISA, thread count, library versions, device, allocator."""
 
 from __future__ import annotations
 
@@ -57,6 +57,10 @@ def fingerprint(device: torch.device | str = "cpu") -> dict[str, Any]:
     fp: dict[str, Any] = {"cpu": cpu_model(), "machine": platform.machine(), "isa": cpu_flags(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__, "onnxruntime": ort_version,
                           "device": device.type}
+    if device.type == "cpu":
+        from .allocator import allocator_mode
+
+        fp["allocator"] = allocator_mode()
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(idx)

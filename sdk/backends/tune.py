@@ -20,11 +20,16 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .allocator import configure_allocator, release_memory
 from .machine import fingerprint, fingerprint_key
 from .runners import BACKENDS, BackendError, Runner, _device, make_runner, supports_graph, weights_key
 
 PROBE_BATCHES = (1, 2, 4, 8, 16)
-STOP_RATIO = 1.1  # a batch size this much slower per image than the best so far ends the measuring
+#: A batch size must run at least 3 % faster per image than the best smaller one for the next to be tried: with
+#: freed memory reused (sdk.backends.allocator) batch sizes 1-16 of StyleGAN2 256 px ran within 8 % of each other
+#: on a 2-core AMD EPYC, while batch 16 took 4.8 GiB of memory against batch 1's 0.8 GiB.
+MIN_BATCH_GAIN = 0.97
+PROBE_REPEATS = 2  # each batch size is timed twice on the job's images; the faster counts
 #: Winograd is chosen only when its probe total is at least 5 % below direct convolution's: it changes the
 #: float rounding and caches transformed weights (4x a layer's size), which a gain within noise does not pay for.
 WINOGRAD_MIN_GAIN = 0.95
@@ -47,6 +52,7 @@ class BackendChoice:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     quality: dict[str, Any] = field(default_factory=dict)  # opt-in precisions measured by tune(): PSNR vs fp32
+    kernels: dict[str, Any] = field(default_factory=dict)  # CPU: allocator mode and Winograd choice (kernel_settings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,13 +101,15 @@ def cached_choice(G: Any, *, weights_sha256: str | None = None, device: str = "c
     c = data["choice"]
     return BackendChoice(backend=c["backend"], batch_size=c["batch_size"], source="cached", reason=c["reason"],
                          timings=data.get("timings", {}), layouts=data.get("layouts"), max_batch=data.get("max_batch"),
-                         fingerprint=data.get("fingerprint", {}), quality=data.get("quality") or {})
+                         fingerprint=data.get("fingerprint", {}), quality=data.get("quality") or {},
+                         kernels=data.get("kernels") or {})
 
 
 def _save_choice(G: Any, choice: BackendChoice, how: str) -> None:
     _write_json(choice_path(G), {"version": CACHE_VERSION, "weights": weights_key(G), "fingerprint": choice.fingerprint,
                                  "measured_by": how, "timings": choice.timings, "layouts": choice.layouts,
                                  "max_batch": choice.max_batch, "quality": choice.quality,
+                                 "kernels": choice.kernels,
                                  "choice": {"backend": choice.backend, "batch_size": choice.batch_size,
                                             "reason": choice.reason}})
 
@@ -174,10 +182,20 @@ def per_image_bytes(G: Any, noise_mode: str = "const") -> int:
     return max(total, 1)
 
 
+#: With freed memory kept for reuse (sdk.backends.allocator) a CPU process's peak RSS per image was 1.5-3x the
+#: activation sum of :func:`per_image_bytes` (StyleGAN2 256 px, batches 16 / 8 / 4 on an AMD EPYC; with glibc's
+#: defaults 0.9x): blocks of many sizes fragment the heap. Batches are sized for the worst of that.
+REUSE_HEAP_FACTOR = 3
+
+
 def max_batch(G: Any, noise_mode: str = "const") -> int:
     if not isinstance(G, torch.nn.Module):
         return max(PROBE_BATCHES)
-    return max(1, min(max(PROBE_BATCHES) * 4, memory_budget(_device(G)) // per_image_bytes(G, noise_mode)))
+    device = _device(G)
+    per_image = per_image_bytes(G, noise_mode)
+    if device.type == "cpu" and configure_allocator() == "reuse":
+        per_image *= REUSE_HEAP_FACTOR
+    return max(1, min(max(PROBE_BATCHES) * 4, memory_budget(device) // per_image))
 
 
 # --- per-machine kernel layouts ----------------------------------------------------------------------------------
@@ -301,14 +319,27 @@ def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
 
 
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
+    """This machine's CPU settings for eager generation: the heap allocator, then the measured kernel choices."""
     if device.type != "cpu":
         return None
     from zoo.models.ops import set_cpu_layouts, set_cpu_winograd
 
+    configure_allocator()  # before the probes: they time the kernels as sampling will run them
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
     set_cpu_winograd(*kernel_winograd())
     return layouts
+
+
+def kernel_settings(device: torch.device) -> dict[str, Any]:
+    """What eager generation on ``device`` runs with besides the layouts: the allocator mode and the Winograd
+    choice (CPU; empty elsewhere). Reports the settings :func:`apply_kernel_layouts` made."""
+    if device.type != "cpu":
+        return {}
+    from zoo.models import ops
+
+    return {"allocator": configure_allocator(),
+            "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS}}
 
 
 # --- measuring -------------------------------------------------------------------------------------------------
@@ -384,22 +415,26 @@ def tune(G: Any, backends: Sequence[str] = BACKENDS, batches: Sequence[int] = PR
         reason += (f"; opt-in {prec}: {best / fastest:.2f}x the chosen path's speed at {q['psnr_db']} dB PSNR vs fp32 "
                    f"(precision='{prec}')")
     choice = BackendChoice(best_backend, best_batch, "tuned", reason, timings, layouts, cap, fingerprint(device),
-                           quality=quality)
+                           quality=quality, kernels=kernel_settings(device))
     _save_choice(G, choice, "tune")
     return choice
 
 
 class BatchPlan:
-    """The batch sizes of one job: fixed, or measured on the job's own images (1 twice, then 2, 4, 8 ...)."""
+    """The batch sizes of one job: fixed, or measured on the job's own images (1 to warm up, then 1, 2, 4, 8 ...
+    each :data:`PROBE_REPEATS` times, best of those), doubling while each size beats the best so far by
+    :data:`MIN_BATCH_GAIN`."""
 
     def __init__(self, choice: BackendChoice, n_images: int) -> None:
         self.choice, self.n = choice, n_images
         self.adaptive = choice.batch_size is None
         cap = choice.max_batch or max(PROBE_BATCHES)
         # the first call warms kernels up (oneDNN primitive creation): batch 1 runs again before it counts
-        self.schedule = [1] + [b for b in PROBE_BATCHES if b <= cap] if self.adaptive else []
+        self.schedule = ([1] + [b for b in PROBE_BATCHES if b <= cap for _ in range(PROBE_REPEATS)]
+                         if self.adaptive else [])
         self._warming = self.adaptive
         self.measured: dict[int, float] = {}
+        self._runs: dict[int, int] = {}
 
     def next_size(self, remaining: int) -> int:
         if not self.adaptive:
@@ -414,10 +449,15 @@ class BatchPlan:
             self._warming = False
             return
         ms = seconds * 1e3 / size
-        best = min(self.measured.values(), default=math.inf)
-        self.measured[size] = ms
-        if ms > best * STOP_RATIO:  # past the optimum: larger batches only get slower, stop measuring
+        best_before = min((t for b, t in self.measured.items() if b != size), default=math.inf)
+        self.measured[size] = min(ms, self.measured.get(size, math.inf))
+        self._runs[size] = self._runs.get(size, 0) + 1
+        if self._runs[size] == PROBE_REPEATS and self.measured[size] > best_before * MIN_BATCH_GAIN:
+            # no clear gain from the larger batch: stop before the larger ones take more memory for nothing
             self.schedule.clear()
+        if not self.schedule and self.best() < max(self.measured):
+            # the heap kept the largest batch's memory (sdk.backends.allocator); the rest of the job needs less
+            release_memory()
 
     def best(self) -> int:
         return min(self.measured, key=self.measured.__getitem__) if self.measured else DEFAULT_BATCH
@@ -455,6 +495,16 @@ def resolve(G: Any, backend: str = "auto", batch_size: int | None = None, *, noi
     device = _device(G)
     layouts = apply_kernel_layouts(device) if is_module else None
     fp = fingerprint(device) if is_module else {}
+    kernels = kernel_settings(device) if is_module else {}
+    runner, choice = _resolve(G, backend, batch_size, noise_mode, truncation_cutoff, precision, say, is_module, layouts,
+                              fp, forward_kwargs)
+    choice.kernels = kernels
+    return runner, choice
+
+
+def _resolve(G: Any, backend: str, batch_size: int | None, noise_mode: str, truncation_cutoff: int | None,
+             precision: str, say: Callable[[str], None] | None, is_module: bool, layouts: dict[str, bool] | None,
+             fp: dict[str, Any], forward_kwargs: dict[str, Any]) -> tuple[Runner, BackendChoice]:
     if precision != "fp32":
         if backend not in ("auto", "torch"):
             raise BackendError(f"precision={precision} runs on the torch backend, not {backend}")

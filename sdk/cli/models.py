@@ -64,7 +64,7 @@ def info_cmd(model: str, as_json: bool, card: bool) -> None:
         if value in (None, "", 0, False) and key not in ("conditional",):
             continue
         if key == "backend" and isinstance(value, dict):
-            value = f"{value['backend']} at batch {value['batch_size']} ({value['reason']})"
+            value = f"{value['backend']} at batch {value['batch_size']} ({value['reason']})" + _kernels_text(value)
         click.echo(f"{key:>14}: {value}")
 
 
@@ -79,4 +79,21 @@ def _backend_choice(local_path: str | None) -> dict | str:
     if choice is None:
         return "not measured on this machine yet: `ganzoo sample` measures batch sizes, `ganzoo tune` every backend"
     return {"backend": choice.backend, "batch_size": choice.batch_size, "reason": choice.reason,
-            "timings_ms_per_image": choice.timings, "layouts": choice.layouts}
+            "timings_ms_per_image": choice.timings, "layouts": choice.layouts, "kernels": choice.kernels}
+
+
+def _kernels_text(choice: dict) -> str:
+    """The CPU kernel settings of a cached choice, as one clause."""
+    parts = []
+    kernels = choice.get("kernels") or {}
+    if kernels.get("allocator"):
+        parts.append(f"allocator {kernels['allocator']}")
+    layouts = choice.get("layouts") or {}
+    if layouts:
+        parts.append("channels-last " + (", ".join(k for k, v in layouts.items() if v) or "off"))
+    wino = kernels.get("winograd") or {}
+    if wino.get("tile"):
+        parts.append(f"Winograd F({wino['tile']}x{wino['tile']}) for >= {wino['min_channels']} input channels")
+    elif wino:
+        parts.append("direct 3x3 convolutions")
+    return f"; kernels: {'; '.join(parts)}" if parts else ""

@@ -461,6 +461,9 @@ def invert(G: Any, image: Any, *, method: Method | None = None, encoder: Any = N
     encoder's W+ latent starts the optimisation). Default: ``"encoder+optimize"`` when ``encoder`` is given or
     an encoder registered for ``G`` is on this machine, else ``"optimize"``.
     """
+    from ..backends.allocator import configure_allocator
+
+    configure_allocator()  # freed activations reused, not page-faulted in again every step
     if method is None:
         method, encoder = _default_method(G, encoder)
     if method not in METHODS:

@@ -89,6 +89,9 @@ def pivotal_tuning(G: Any, image: Any, pivot_ws: torch.Tensor, steps: int = 350,
         raise ValueError(f"pivotal tuning needs a style-based generator (W space); {type(G).__name__} has none")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    from ..backends.allocator import configure_allocator
+
+    configure_allocator()  # see sdk.backends.allocator: every step reuses the last one's freed memory
     device = next(G.parameters()).device
     target = prepare_image(image, int(G.img_resolution), int(G.img_channels), fit=fit).to(device)
     ws = _pivot(G, pivot_ws).to(device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -135,12 +135,32 @@ _WINO_MATS = {
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
 }
 
-# weight transforms of frozen weights: (id, tile, dtype) -> (weakref to the weight, its version, U)
-_WINO_WEIGHTS: dict[tuple, tuple[weakref.ref, int, torch.Tensor]] = {}
+# tensors derived from frozen weights: (id of the weight, what) -> (weakref to the weight, its version, tensor)
+_FROZEN: dict[tuple, tuple[weakref.ref, int, torch.Tensor]] = {}
 
 
 def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _inline(w: torch.Tensor) -> bool:
+    """Whether a weight-derived tensor must be computed in the graph: while tracing (so it stays foldable by
+    inductor's weight freezing and visible to export), when it needs a gradient, or on the meta device."""
+    return _tracing() or (w.requires_grad and torch.is_grad_enabled()) or w.device.type == "meta"
+
+
+def from_frozen(w: torch.Tensor, what: tuple, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``compute(w)``, kept per weight tensor for eager inference: recomputed when ``w`` changes in place (its
+    version counter) and dropped when ``w`` is freed. Inline (see :func:`_inline`) otherwise."""
+    if _inline(w):
+        return compute(w)
+    slot = (id(w), *what)
+    hit = _FROZEN.get(slot)
+    if hit is not None and hit[0]() is w and hit[1] == w._version:
+        return hit[2]
+    out = compute(w)
+    _FROZEN[slot] = (weakref.ref(w, lambda _r: _FROZEN.pop(slot, None)), w._version, out)
+    return out
 
 
 def winograd_weight(w: torch.Tensor, m: int) -> torch.Tensor:
@@ -149,19 +169,15 @@ def winograd_weight(w: torch.Tensor, m: int) -> torch.Tensor:
     Computed in float64 and rounded once when cached; inline (differentiable, foldable by inductor's
     weight freezing) when the weight needs a gradient or the call is being traced.
     """
-    inline = _tracing() or (w.requires_grad and torch.is_grad_enabled())
-    slot = (id(w), m, w.dtype)
-    if not inline:
-        hit = _WINO_WEIGHTS.get(slot)
-        if hit is not None and hit[0]() is w and hit[1] == w._version:
-            return hit[2]
-    g = torch.tensor(_WINO_MATS[m][1], dtype=w.dtype if inline else torch.float64, device=w.device)
-    a, (o, i) = m + 2, w.shape[:2]
-    u = (torch.kron(g, g) @ w.to(g.dtype).reshape(o * i, 9).t()).reshape(a * a, o, i)  # [a*a, O, I]
-    if not inline:
-        u = u.to(w.dtype).contiguous()
-        _WINO_WEIGHTS[slot] = (weakref.ref(w, lambda _r: _WINO_WEIGHTS.pop(slot, None)), w._version, u)
-    return u.to(w.dtype)
+    inline = _inline(w)
+
+    def transform(w: torch.Tensor) -> torch.Tensor:
+        g = torch.tensor(_WINO_MATS[m][1], dtype=w.dtype if inline else torch.float64, device=w.device)
+        a, (o, i) = m + 2, w.shape[:2]
+        u = (torch.kron(g, g) @ w.to(g.dtype).reshape(o * i, 9).t()).reshape(a * a, o, i)  # [a*a, O, I]
+        return u.to(w.dtype).contiguous()
+
+    return from_frozen(w, ("winograd", m, w.dtype), transform)
 
 
 def _combine(mat: Sequence[Sequence[float]], parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -330,7 +346,7 @@ def conv2d_resample(
         return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up, separable=separable)
     # conv_transpose2d computes a true convolution; the reference flips the weight unless told not to.
     if flip_weight:
-        w = w.flip([2, 3])
+        w = from_frozen(w, ("flip",), lambda w: w.flip([2, 3]))
     p0 -= kw - 1
     p1 -= kw - up
     pt = max(min(-p0, -p1), 0)
@@ -370,7 +386,7 @@ def modulated_conv2d(
     scale: torch.Tensor | float = out_scale
     if demodulate:
         # sum_i,k (w[o,i,k] * s[n,i])^2 == (s^2) @ (sum_k w^2)^T
-        wsq = weight.square().sum(dim=[2, 3])  # [out, in]
+        wsq = from_frozen(weight, ("sumsq",), lambda w: w.square().sum(dim=[2, 3]))  # [out, in]
         dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [n, out]
         scale = (dcoefs * out_scale).to(x.dtype).reshape(n, -1, 1, 1)
     b = None if bias is None else (bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1)
