@@ -161,6 +161,50 @@ def test_both_cpu_layouts_reproduce_the_upstream_golden(channels_last, converted
         ops.set_cpu_layouts({"winograd": True})
 
 
+@pytest.mark.parametrize("form", ["fused_modconv", "separable_fir"])
+def test_each_kernel_form_reproduces_the_upstream_golden_at_batch_1(form, converted_fixture, monkeypatch):
+    import zoo.models.stylegan2 as sg2_module
+
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    fused_calls = []
+    real = ops._fused_modconv_batch1
+    monkeypatch.setattr(ops, "_fused_modconv_batch1", lambda *a: fused_calls.append(1) or real(*a))
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", form == "fused_modconv")
+    monkeypatch.setattr(sg2_module, "SEPARABLE_FIR", form == "separable_fir")
+    gold, man = golden(name), manifest(name)
+    for i in range(gold["z"].shape[0]):
+        calls = sg2_golden_calls(G, gold["z"][i:i + 1], None)
+        for key in ("img_const_psi1", "img_const_psi0_5"):
+            with torch.no_grad():
+                assert_close(calls[key](), gold[key][i:i + 1], tolerance(man, key), f"{key}[{i}] {form}")
+    assert bool(fused_calls) == (form == "fused_modconv")  # the form under test really ran
+
+
+def test_kernel_forms_are_measured_once_cached_and_applied():
+    import zoo.models.stylegan2 as sg2_module
+    from sdk.backends.tune import _autotune_dir, apply_kernel_layouts, kernel_forms
+
+    forms = kernel_forms(refresh=True)
+    assert set(forms) == {"separable_fir", "fused_modconv"}
+    files = list(_autotune_dir().glob("forms-*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    for name, ms in record["ms"].items():  # on only when clearly faster in the recorded timings
+        assert forms[name] == (ms["on_ms"] <= ms["off_ms"] * 0.97)
+    flipped = {k: not v for k, v in forms.items()}
+    files[0].write_text(json.dumps({**record, "forms": flipped}))  # a cached answer is read back, not re-measured
+    try:
+        tuning = importlib.import_module("sdk.backends.tune")
+        tuning._FORMS_MEMO.clear()
+        apply_kernel_layouts(torch.device("cpu"))
+        assert (sg2_module.SEPARABLE_FIR, ops.CPU_FUSED_MODCONV) == (flipped["separable_fir"],
+                                                                     flipped["fused_modconv"])
+    finally:
+        kernel_forms(refresh=True)
+        apply_kernel_layouts(torch.device("cpu"))
+
+
 def test_kernel_layouts_are_measured_once_and_cached():
     from sdk.backends.tune import _autotune_dir
 
@@ -182,8 +226,12 @@ def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
     r = runner.invoke(cli, ["info", "dcgan-digiface-64", "--json"])
     info = json.loads(r.output)["backend"]
     assert info["batch_size"] == tuned["batch_size"]
-    assert info["kernels"] == {"allocator": "reuse", "winograd": {"tile": ops.CPU_WINOGRAD,
-                                                                  "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS}}
+    import zoo.models.stylegan2 as sg2_module
+
+    assert info["kernels"] == {"allocator": "reuse",
+                               "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
+                               "separable_fir": sg2_module.SEPARABLE_FIR,
+                               "fused_modconv_batch1": ops.CPU_FUSED_MODCONV}
     r = runner.invoke(cli, ["info", "dcgan-digiface-64"])
     assert "kernels: allocator reuse; channels-last" in r.output, r.output
     r = runner.invoke(cli, ["sample", "--seeds", "0-2", "--outdir", str(tmp_path / "o"), "--json", "-q"])

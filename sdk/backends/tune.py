@@ -210,6 +210,12 @@ def _time(fn: Callable[[], Any], repeats: int = 3) -> float:
     return best
 
 
+def _once(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 _LAYOUTS_MEMO: dict[str, dict[str, bool]] = {}  # per process: the machine does not change under it
 
 
@@ -318,6 +324,67 @@ def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
     return tile, min_c
 
 
+_FORMS_MEMO: dict[str, dict[str, bool]] = {}
+#: One of two equivalent forms is switched on only when it is at least this much faster in the probe.
+FORM_MIN_GAIN = 0.97
+
+
+def kernel_forms(refresh: bool = False) -> dict[str, bool]:
+    """Which of two equivalent forms of a StyleGAN2 op runs faster on this CPU, measured once and cached:
+
+    - ``separable_fir``: the 4x4 resampling FIR as two 1-D passes instead of one 2-D pass
+      (``zoo.models.stylegan2.SEPARABLE_FIR``), timed on a 128-channel 259 px FIR;
+    - ``fused_modconv``: styles and demodulation folded into the weight at batch 1 instead of scaling the
+      activations (``zoo.models.ops.CPU_FUSED_MODCONV``), timed on config-f's two largest batch-1 layers.
+
+    Run after :func:`kernel_layouts` is applied (the forms are timed in the chosen layouts); each is switched on
+    only when :data:`FORM_MIN_GAIN` faster. About half a second in all.
+    """
+    from zoo.models import ops
+
+    key = fingerprint_key(fingerprint("cpu"))
+    path = _autotune_dir() / f"forms-{key}.json"
+    if not refresh and key in _FORMS_MEMO:
+        return dict(_FORMS_MEMO[key])
+    data = None if refresh else _read_json(path)
+    if data is not None:
+        _FORMS_MEMO[key] = {k: bool(v) for k, v in data["forms"].items()}
+        return dict(_FORMS_MEMO[key])
+    gen = torch.Generator().manual_seed(0)
+    f2 = ops.make_filter([1, 3, 3, 1])
+    f1 = f2.sum(dim=0) / f2.sum().sqrt()
+    y = torch.randn(1, 128, 259, 259, generator=gen)
+    # (channels in, out, input px, up): conv1 of the 256 px block and conv0 (upsampling) of the 128 px block
+    layers = [(torch.randn(1, ci, r, r, generator=gen), torch.randn(co, ci, 3, 3, generator=gen),
+               torch.rand(1, ci, generator=gen) + 0.5, up) for ci, co, r, up in ((128, 128, 256, 1), (512, 256, 64, 2))]
+
+    def modconvs(fused: bool) -> None:
+        saved = ops.CPU_FUSED_MODCONV
+        ops.CPU_FUSED_MODCONV = fused
+        try:
+            for x, w, st, up in layers:
+                ops.modulated_conv2d(x, w, st, up=up, padding=1, resample_filter=f2, flip_weight=up == 1,
+                                     bias=w[:, 0, 0, 0], out_scale=2 ** 0.5)
+        finally:
+            ops.CPU_FUSED_MODCONV = saved
+
+    pairs = {"separable_fir": (lambda: ops.upfirdn2d(y, f2, padding=(0, 0, 0, 0)),
+                               lambda: ops.upfirdn2d(y, f1, padding=(0, 0, 0, 0))),
+             "fused_modconv": (lambda: modconvs(False), lambda: modconvs(True))}
+    forms, ms = {}, {}
+    with torch.no_grad():
+        for name, (plain, other) in pairs.items():
+            t_plain, t_other = math.inf, math.inf
+            plain(), other()  # warm-up: oneDNN primitives
+            for _ in range(3):  # interleaved, best of 3
+                t_plain, t_other = min(t_plain, _once(plain)), min(t_other, _once(other))
+            forms[name] = t_other <= t_plain * FORM_MIN_GAIN
+            ms[name] = {"off_ms": round(t_plain * 1e3, 3), "on_ms": round(t_other * 1e3, 3)}
+    _FORMS_MEMO[key] = dict(forms)
+    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "forms": forms, "ms": ms})
+    return forms
+
+
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     """This machine's CPU settings for eager generation: the heap allocator, then the measured kernel choices."""
     if device.type != "cpu":
@@ -325,9 +392,14 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     from zoo.models.ops import set_cpu_layouts, set_cpu_winograd
 
     configure_allocator()  # before the probes: they time the kernels as sampling will run them
+    import zoo.models.stylegan2 as sg2
+    from zoo.models import ops
+
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
     set_cpu_winograd(*kernel_winograd())
+    forms = kernel_forms()
+    sg2.SEPARABLE_FIR, ops.CPU_FUSED_MODCONV = forms["separable_fir"], forms["fused_modconv"]
     return layouts
 
 
@@ -338,8 +410,11 @@ def kernel_settings(device: torch.device) -> dict[str, Any]:
         return {}
     from zoo.models import ops
 
+    import zoo.models.stylegan2 as sg2
+
     return {"allocator": configure_allocator(),
-            "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS}}
+            "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
+            "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV}
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

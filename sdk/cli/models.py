@@ -96,4 +96,8 @@ def _kernels_text(choice: dict) -> str:
         parts.append(f"Winograd F({wino['tile']}x{wino['tile']}) for >= {wino['min_channels']} input channels")
     elif wino:
         parts.append("direct 3x3 convolutions")
+    if kernels.get("fused_modconv_batch1"):
+        parts.append("styles folded into the weights at batch 1")
+    if kernels.get("separable_fir"):
+        parts.append("separable FIR")
     return f"; kernels: {'; '.join(parts)}" if parts else ""

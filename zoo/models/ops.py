@@ -103,6 +103,12 @@ CPU_WINOGRAD = 0
 CPU_WINOGRAD_MIN_CHANNELS = 0
 
 
+#: Batch-1 CPU inference folds the styles and demodulation into the weight (upstream's fused modconv) instead of
+#: scaling the activations, for layers whose activations outnumber their weights (H*W > out_channels*k*k) and that
+#: do not run as Winograd. Off by default; ``sdk.backends.tune.kernel_forms`` times both forms on this machine.
+CPU_FUSED_MODCONV = False
+
+
 def set_cpu_winograd(tile: int, min_channels: int = 0) -> None:
     """Set :data:`CPU_WINOGRAD` (0 off, 2 or 4: output tile size) and :data:`CPU_WINOGRAD_MIN_CHANNELS`."""
     global CPU_WINOGRAD, CPU_WINOGRAD_MIN_CHANNELS
@@ -380,15 +386,15 @@ def modulated_conv2d(
     out_c, in_c, kh, kw = weight.shape
     if styles.shape != (n, in_c):
         raise ValueError(f"styles shape {tuple(styles.shape)} does not match input [{n}, {in_c}]")
+    if _fuse_batch1(x, weight, up, padding):
+        return _fused_modconv_batch1(x, weight, styles, noise, up, padding, resample_filter, demodulate, flip_weight,
+                                     separable, bias, out_scale)
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                         flip_weight=flip_weight, separable=separable)
     scale: torch.Tensor | float = out_scale
     if demodulate:
-        # sum_i,k (w[o,i,k] * s[n,i])^2 == (s^2) @ (sum_k w^2)^T
-        wsq = from_frozen(weight, ("sumsq",), lambda w: w.square().sum(dim=[2, 3]))  # [out, in]
-        dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [n, out]
-        scale = (dcoefs * out_scale).to(x.dtype).reshape(n, -1, 1, 1)
+        scale = (_demod_coefs(weight, styles) * out_scale).to(x.dtype).reshape(n, -1, 1, 1)
     b = None if bias is None else (bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1)
     if isinstance(scale, torch.Tensor) or scale != 1:
         x = x * scale if b is None else torch.addcmul(b, x, scale)
@@ -397,5 +403,38 @@ def modulated_conv2d(
     if noise is not None:
         # in place on a tensor made here (no backward needs it); kept apart from the bias because the
         # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
+        x = x.add_(noise.to(x.dtype) * out_scale)
+    return x
+
+
+def _demod_coefs(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    # sum_i,k (w[o,i,k] * s[n,i])^2 == (s^2) @ (sum_k w^2)^T
+    wsq = from_frozen(weight, ("sumsq",), lambda w: w.square().sum(dim=[2, 3]))  # [out, in]
+    return (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [n, out]
+
+
+def _fuse_batch1(x: torch.Tensor, weight: torch.Tensor, up: int, padding: int) -> bool:
+    """Whether :data:`CPU_FUSED_MODCONV` applies to this call (see there)."""
+    if not CPU_FUSED_MODCONV or x.shape[0] != 1 or x.device.type != "cpu" or torch.is_grad_enabled() or _tracing():
+        return False
+    out_c, _, kh, kw = weight.shape
+    if x.shape[2] * x.shape[3] * up * up <= out_c * kh * kw:
+        return False
+    return not (up == 1 and _winograd_eligible(x, weight, padding))
+
+
+def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None,
+                          up: int, padding: int, resample_filter: torch.Tensor | None, demodulate: bool,
+                          flip_weight: bool, separable: bool, bias: torch.Tensor | None,
+                          out_scale: float) -> torch.Tensor:
+    """:func:`modulated_conv2d` for one sample with the scalings in the weight: conv(x, w * s * d) + b + noise."""
+    w = weight * styles.reshape(1, -1, 1, 1)
+    scale = (_demod_coefs(weight, styles)[0] * out_scale) if demodulate else torch.full_like(w[:, 0, 0, 0], out_scale)
+    w = w * scale.reshape(-1, 1, 1, 1)
+    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+                        separable=separable)
+    if bias is not None:
+        x = x.add_((bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1))
+    if noise is not None:
         x = x.add_(noise.to(x.dtype) * out_scale)
     return x

@@ -22,8 +22,8 @@ from .ops import bias_act, make_filter, modulated_conv2d, normalize_2nd_moment, 
 from ..registry import ModelEntry, register_architecture, register_models
 
 #: Run the FIR resampling filter as two 1-D passes instead of one 2-D pass (equal up to float rounding).
-#: Off: on CPU each depthwise pass costs about as much as the whole 4x4 pass (memory-bound), so two passes
-#: are slower at 128-256 px (benchmarks/bench_generate.py measures both).
+#: Off by default: on the CPUs measured so far each depthwise pass cost about as much as the whole 4x4 pass
+#: (memory-bound). ``sdk.backends.tune.kernel_forms`` times both on the machine that samples and sets this.
 SEPARABLE_FIR = False
 
 
