@@ -219,6 +219,26 @@ def _once(fn: Callable[[], Any]) -> float:
 _LAYOUTS_MEMO: dict[str, dict[str, bool]] = {}  # per process: the machine does not change under it
 
 
+_SWITCH_FILES = {"layouts": "kernels", "forms": "forms"}  # record field -> cache file prefix
+
+
+def _known_switches(field_name: str, memo: dict[str, dict[str, bool]],
+                    refresh: bool) -> tuple[str, Path, dict[str, bool] | None]:
+    """(machine key, cache file, the on/off switches already known for this machine or None to measure)."""
+    key = fingerprint_key(fingerprint("cpu"))
+    path = _autotune_dir() / f"{_SWITCH_FILES[field_name]}-{key}.json"
+    if not refresh and key in memo:
+        if not path.is_file():  # the cache was cleared under a running process: write back what it knows
+            _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"),
+                               field_name: memo[key], "ms": None})
+        return key, path, dict(memo[key])
+    data = None if refresh else _read_json(path)
+    if data is not None:
+        memo[key] = {k: bool(v) for k, v in data[field_name].items()}
+        return key, path, dict(memo[key])
+    return key, path, None
+
+
 def kernel_layouts(refresh: bool = False) -> dict[str, bool]:
     """Channels-last or NCHW for the CPU ops in ``zoo.models.ops.CPU_CHANNELS_LAST``, measured on this machine.
 
@@ -227,17 +247,9 @@ def kernel_layouts(refresh: bool = False) -> dict[str, bool]:
     """
     import torch.nn.functional as F
 
-    key = fingerprint_key(fingerprint("cpu"))
-    path = _autotune_dir() / f"kernels-{key}.json"
-    if not refresh and key in _LAYOUTS_MEMO:
-        if not path.is_file():
-            _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"),
-                               "layouts": _LAYOUTS_MEMO[key], "ms": None})
-        return dict(_LAYOUTS_MEMO[key])
-    data = None if refresh else _read_json(path)
-    if data is not None:
-        _LAYOUTS_MEMO[key] = {k: bool(v) for k, v in data["layouts"].items()}
-        return dict(_LAYOUTS_MEMO[key])
+    key, path, known = _known_switches("layouts", _LAYOUTS_MEMO, refresh)
+    if known is not None:
+        return known
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 64, 64, 64, generator=gen)
     w = torch.randn(64, 64, 3, 3, generator=gen)
@@ -342,14 +354,9 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
     """
     from zoo.models import ops
 
-    key = fingerprint_key(fingerprint("cpu"))
-    path = _autotune_dir() / f"forms-{key}.json"
-    if not refresh and key in _FORMS_MEMO:
-        return dict(_FORMS_MEMO[key])
-    data = None if refresh else _read_json(path)
-    if data is not None:
-        _FORMS_MEMO[key] = {k: bool(v) for k, v in data["forms"].items()}
-        return dict(_FORMS_MEMO[key])
+    key, path, known = _known_switches("forms", _FORMS_MEMO, refresh)
+    if known is not None:
+        return known
     gen = torch.Generator().manual_seed(0)
     f2 = ops.make_filter([1, 3, 3, 1])
     f1 = f2.sum(dim=0) / f2.sum().sqrt()
