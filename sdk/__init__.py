@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .images import make_grid, save_image, to_pil, to_uint8
+from .images import make_grid, save_image, save_images, to_pil, to_uint8
 from .latent import directions
 from .latent.edit import edit, interpolate, style_mix
 from .sampling import generate, parse_indices, parse_seeds, sample, seed_to_z, seeds_to_z, truncate
@@ -12,7 +12,8 @@ from .transform import input_transform, make_transform, set_input_transform
 from .truncated_noise import truncated_noise
 
 __all__ = ["seed_to_z", "seeds_to_z", "sample", "generate", "truncate", "parse_seeds", "parse_indices", "to_pil",
-           "to_uint8", "make_grid", "save_image", "truncated_noise", "make_transform", "input_transform", "set_input_transform"]
+           "to_uint8", "make_grid", "save_image", "save_images", "truncated_noise", "make_transform", "input_transform",
+           "set_input_transform"]
 __all__ += ["directions", "edit", "style_mix", "interpolate"]
 __all__ += ["export_onnx", "ExportReport", "OnnxExportError", "OnnxGenerator"]
 from .latent.invert import Inversion, invert, prepare_image  # noqa: E402

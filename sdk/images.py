@@ -60,6 +60,19 @@ def save_image(image: Image.Image, path: str | os.PathLike[str], **kwargs: objec
     return path
 
 
+def save_images(items: Sequence[tuple[Image.Image, str | os.PathLike[str]]], workers: int | None = None) -> list[Path]:
+    """:func:`save_image` for many ``(image, path)`` pairs on ``workers`` threads (default: one per CPU core);
+    PNG / JPEG encoding releases the GIL, so the files are encoded in parallel. Returns the paths in order."""
+    items = list(items)
+    workers = max(1, min(len(items), workers or os.cpu_count() or 1))
+    if workers == 1:
+        return [save_image(im, p) for im, p in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda item: save_image(*item), items))
+
+
 def pil_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
     """PIL image -> ``[1, C, H, W]`` float in [-1, 1] (inverse of the pixel convention)."""
     image = image.convert("L" if channels == 1 else "RGB")

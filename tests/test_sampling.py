@@ -97,3 +97,21 @@ def test_wrong_z_shape_is_clear():
     G = zoo.load("dcgan-digiface-64")
     with pytest.raises(ValueError, match=r"\[N, 100\]"):
         G(torch.randn(2, 64))
+
+
+def test_save_images_writes_every_file_in_order_on_several_threads(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)) for _ in range(7)]
+    paths = [tmp_path / "out" / f"seed{i:04d}.png" for i in range(7)]
+    written = sdk.save_images(list(zip(images, paths)), workers=3)
+    assert written == paths
+    for im, p in zip(images, paths):
+        assert np.array_equal(np.asarray(Image.open(p)), np.asarray(im))  # lossless, each to its own name
+    with pytest.raises(ValueError, match="unknown image extension '.bmpx'"):
+        sdk.save_images([(images[0], tmp_path / "bad" / "a.png"), (images[1], tmp_path / "bad" / "b.bmpx")],
+                        workers=2)
+    assert not (tmp_path / "bad" / "b.bmpx").exists()
+    assert all(not p.name.startswith(".") for p in (tmp_path / "bad").iterdir())  # no temporary file left behind

@@ -72,9 +72,15 @@ def expected_tensors(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], where: str = "weights") -> None:
-    """Raise :class:`ModelFormatError` naming any missing/unexpected tensor or wrong shape."""
-    expected = expected_tensors(config)
+def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], where: str = "weights",
+                  expected: Mapping[str, tuple[int, ...]] | None = None) -> None:
+    """Raise :class:`ModelFormatError` naming any missing/unexpected tensor or wrong shape.
+
+    ``expected``: the architecture's names and shapes when already known (a built model's); else
+    :func:`expected_tensors` builds it on the meta device.
+    """
+    if expected is None:
+        expected = expected_tensors(config)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -205,6 +211,44 @@ def _build_checked(cls: type, config: Mapping[str, Any], where: str) -> dict[str
     return shapes
 
 
+def _size_check_marker(cls: type, config: Mapping[str, Any]) -> Path | None:
+    """Where a passed size check of this exact config and architecture code is remembered (None: cannot tell)."""
+    import inspect
+    import sys
+
+    from .loading import cache_dir
+
+    try:
+        src = os.stat(inspect.getfile(sys.modules[cls.__module__]))
+        text = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (OSError, TypeError, ValueError, KeyError):
+        return None
+    key = hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}|{src.st_size}|{src.st_mtime_ns}|{torch.__version__}|"
+                         f"{text}".encode()).hexdigest()
+    return cache_dir() / "checked" / f"{key[:32]}.json"
+
+
+def check_buildable(cls: type, config: Mapping[str, Any], where: str) -> None:
+    """:func:`_build_checked`, skipped when this config already passed it with the same architecture code.
+
+    The meta-device build costs about a second in a fresh process (its arithmetic goes through torch's Python
+    reference ops, whose first use imports ``torch._dynamo``), so its pass is remembered in the cache, keyed by
+    the config, the architecture module's size and mtime, and the torch version.
+    """
+    marker = _size_check_marker(cls, config)
+    if marker is not None and marker.is_file():
+        return
+    shapes = _build_checked(cls, config, where)
+    if marker is not None:
+        from .fileio import write_text_atomic
+
+        try:
+            write_text_atomic(marker, json.dumps({"architecture": config.get("architecture"),
+                                                  "tensors": len(shapes)}) + "\n")
+        except OSError:
+            pass  # a read-only cache only costs the check next time
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -228,7 +272,7 @@ def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cp
     folder = Path(folder)
     config = read_config(folder)
     cls = get_architecture(config["architecture"])
-    _build_checked(cls, config, str(folder / CONFIG_NAME))
+    check_buildable(cls, config, str(folder / CONFIG_NAME))
     try:
         model = cls.from_config(config)
     except Exception as e:  # noqa: BLE001 - the meta build succeeded, so this is rare (e.g. out of memory)
@@ -246,8 +290,8 @@ def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cp
         tensors = load_file(weights)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelFormatError(f"{weights} is corrupt or truncated ({e}); re-convert or re-download it") from None
-    check_tensors(config, tensors, where=str(weights))
     own = model.state_dict()
+    check_tensors(config, tensors, where=str(weights), expected={k: tuple(v.shape) for k, v in own.items()})
     for k, v in tensors.items():
         if v.dtype not in _LOADABLE_DTYPES:
             raise ModelFormatError(f"{weights}: tensor {k} has unsupported dtype {v.dtype}")

@@ -47,6 +47,7 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     """Generate images for SEEDS from MODEL (default: the embedded dcgan-digiface-64)."""
     import sdk
     import zoo
+    from sdk.images import save_images
 
     if not outdir and not grid:
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
@@ -80,8 +81,8 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
                         precision=precision)
     written = []
     if outdir:
-        for s, im in zip(seed_list, images):
-            written.append(str(sdk.save_image(im, Path(outdir) / f"seed{s:04d}.png")))
+        written += [str(p) for p in save_images([(im, Path(outdir) / f"seed{s:04d}.png")
+                                                 for s, im in zip(seed_list, images)])]
     if grid:
         written.append(str(sdk.save_image(sdk.make_grid(images, cols=cols), grid)))
     if as_json:

@@ -1,0 +1,57 @@
+"""zoo.load remembers a passed size check (the meta-device build) per config, so later processes skip it,
+and still checks any config it has not seen pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOAD = r"""
+import json, sys
+import torch, zoo
+G = zoo.load(sys.argv[1])
+with torch.no_grad():
+    img = G(torch.zeros(1, G.z_dim), None, noise_mode="const")
+print(json.dumps({"dynamo": "torch._dynamo" in sys.modules, "sum": float(img.double().sum())}))
+"""
+
+
+def _load(folder: Path, cache: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GANZOO_CACHE=str(cache), GANZOO_NO_LICENSE_NOTICE="1")
+    p = subprocess.run([sys.executable, "-c", LOAD, str(folder)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+def test_a_passed_size_check_is_remembered_and_other_configs_are_still_checked(tmp_path, monkeypatch):
+    import zoo
+    import zoo.models.stylegan2 as sg2
+    from zoo.errors import ModelFormatError
+    from zoo.format import build_config, write_model_folder
+
+    G = sg2.StyleGAN2Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+                               mapping_kwargs={"num_layers": 1}, channel_base=64, channel_max=16).eval()
+    folder = write_model_folder(tmp_path / "m", build_config("stylegan2", G.init_kwargs()), G.state_dict(), "")
+    cache = tmp_path / "cache"
+    first = _load(folder, cache)
+    assert first["dynamo"]  # the meta-device build ran (its arithmetic imports torch._dynamo)
+    assert len(list((cache / "checked").glob("*.json"))) == 1
+    second = _load(folder, cache)
+    assert not second["dynamo"]  # remembered: no meta-device build this time
+    assert second["sum"] == first["sum"]
+    # a config never seen to pass is checked again, whatever is remembered
+    config = json.loads((folder / "config.json").read_text())
+    config["init_kwargs"].update(channel_base=1 << 20, channel_max=8192, img_resolution=32)  # ~6e9 values
+    config["img_resolution"] = 32
+    (folder / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("GANZOO_CACHE", str(cache))
+    with pytest.raises(ModelFormatError, match="values"):
+        zoo.load(str(folder))
+    assert len(list((cache / "checked").glob("*.json"))) == 1
