@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py [--rounds N] [--no-compile] [--upstream PATH/TO/stylegan2-ada-pytorch]
     python benchmarks/bench_generate.py --allocator [--res 1024] [--batches 1,4] [--upstream ...]
+    python benchmarks/bench_generate.py --device cuda [--res 1024] [--batches 1,8,32] [--upstream ...]
 
 Random weights of the real size: z = w = 512, 8 mapping layers, channel_base 32768 / channel_max 512
 (config-f widths: 512 channels up to 64 px, 256 at 128 px, 128 at 256 px). Prints ms/image for torch
@@ -394,6 +395,93 @@ def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: 
         print(f"| {name} | {b} | {a:.0f} | {r:.0f} | {a / r:.2f}x |")
 
 
+def _timed_ms(fn: Callable[[], Any], batch: int, rounds: int, sync: Callable[[], None]) -> float:
+    """Best ms/image of ``fn`` over ``rounds`` calls after two warm-up calls; ``sync`` waits for the device."""
+    for _ in range(2):
+        fn()
+    sync()
+    best = math.inf
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best * 1000 / batch
+
+
+def device_rows(device: str, res: int, batches: str, rounds: int, upstream: str | None) -> None:
+    """Eager generation on ``device`` (``cuda`` on a lent GPU; ``cpu`` runs the same rows as a smoke test):
+    ganzoo fp32, ganzoo fp16 under autocast with channels-last weights, the same replayed as a CUDA graph, and
+    upstream's own generator (its CUDA plugins when they build there, else its reference ops). Prints ms/image,
+    images/s and each row's ratio to upstream at the same batch, and the fp16 PSNR against fp32."""
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    G = build(res).to(dev)
+    paths: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+
+    def eager(z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return G(z, None, noise_mode="const")
+
+    paths["ganzoo eager fp32"] = eager
+    if cuda:
+        G16 = build(res).to(dev).to(memory_format=torch.channels_last)
+
+        def half(z: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+                return G16(z, None, noise_mode="const").float()
+
+        paths["ganzoo fp16 autocast, channels-last"] = half
+    plugin_note = ""
+    if upstream:
+        U = upstream_generator(upstream, res).to(dev)
+        U.load_state_dict(G.state_dict(), strict=False)
+
+        def up(z: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return U(z, None, noise_mode="const")
+
+        paths["upstream eager fp32"] = up
+        if cuda:
+            from torch_utils.ops import bias_act, upfirdn2d  # type: ignore[import-not-found]
+
+            up(torch.randn(1, 512, device=dev))  # builds (or fails to build) the plugins
+            plugin_note = (f"upstream CUDA plugins: bias_act {'built' if bias_act._plugin else 'reference ops'}, "
+                           f"upfirdn2d {'built' if upfirdn2d._plugin else 'reference ops'}")
+    print(f"StyleGAN2 config-f {res} px on {device}"
+          f"{' (' + torch.cuda.get_device_name(dev) + ')' if cuda else ''}, torch {torch.__version__}. {plugin_note}")
+    print("| path | batch | ms/image | images/s | x upstream |")
+    print("|---|---|---|---|---|")
+    for b in (int(x) for x in batches.split(",")):
+        z = torch.randn(b, 512, device=dev)
+        rows = {name: _timed_ms(lambda fn=fn: fn(z), b, rounds, sync) for name, fn in paths.items()}
+        if cuda and "ganzoo fp16 autocast, channels-last" in paths:
+            try:
+                static = z.clone()
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        paths["ganzoo fp16 autocast, channels-last"](static)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    paths["ganzoo fp16 autocast, channels-last"](static)
+                rows["ganzoo fp16, CUDA graph"] = _timed_ms(graph.replay, b, rounds, sync)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                print(f"CUDA graph capture at batch {b} failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+        ref = rows.get("upstream eager fp32")
+        for name, ms in rows.items():
+            print(f"| {name} | {b} | {ms:.2f} | {1000 / ms:.1f} | {f'{ref / ms:.2f}' if ref else '-'} |")
+    if cuda:
+        z = torch.randn(8, 512, device=dev, generator=torch.Generator(dev).manual_seed(0))
+        a, h = eager(z).double().clamp(-1, 1), paths["ganzoo fp16 autocast, channels-last"](z).double().clamp(-1, 1)
+        mse = float((((a - h) / 2) ** 2).mean())
+        psnr = 10 * math.log10(1 / mse) if mse else math.inf
+        print(f"fp16 vs fp32, 8 images: PSNR {psnr:.1f} dB, max-abs {float((a - h).abs().max()):.3g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds at batch 1 (batch 8: half, at least 1)")
@@ -404,12 +492,17 @@ def main() -> None:
                     help="only time Winograd vs direct 3x3 convolutions (layers alone and the whole generator)")
     ap.add_argument("--allocator", action="store_true",
                     help="only time eager generation with glibc's default heap vs the one ganzoo sets")
-    ap.add_argument("--res", type=int, default=256, help="resolution for --allocator")
-    ap.add_argument("--batches", default="1,4", help="batch sizes for --allocator")
+    ap.add_argument("--res", type=int, default=256, help="resolution for --allocator / --device")
+    ap.add_argument("--batches", default=None, help="batch sizes for --allocator (1,4) / --device (1,8,32)")
+    ap.add_argument("--device", default=None,
+                    help="only time eager generation on this device (cuda on a GPU machine; cpu: a smoke test)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device:
+        device_rows(args.device, args.res, args.batches or "1,8,32", args.rounds, args.upstream)
+        return
     if args.allocator:
-        allocator_rows(args.rounds, args.threads, args.res, args.batches, args.upstream)
+        allocator_rows(args.rounds, args.threads, args.res, args.batches or "1,4", args.upstream)
         return
     if args.winograd:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
