@@ -52,7 +52,7 @@ class BackendChoice:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     quality: dict[str, Any] = field(default_factory=dict)  # opt-in precisions measured by tune(): PSNR vs fp32
-    kernels: dict[str, Any] = field(default_factory=dict)  # CPU: allocator mode and Winograd choice (kernel_settings)
+    kernels: dict[str, Any] = field(default_factory=dict)  # CPU: allocator, Winograd, forms (kernel_settings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -411,13 +411,12 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
 
 
 def kernel_settings(device: torch.device) -> dict[str, Any]:
-    """What eager generation on ``device`` runs with besides the layouts: the allocator mode and the Winograd
-    choice (CPU; empty elsewhere). Reports the settings :func:`apply_kernel_layouts` made."""
+    """What eager generation on ``device`` runs with besides the layouts: the allocator mode, the Winograd choice
+    and the kernel forms (CPU; empty elsewhere). Reports the settings :func:`apply_kernel_layouts` made."""
     if device.type != "cpu":
         return {}
-    from zoo.models import ops
-
     import zoo.models.stylegan2 as sg2
+    from zoo.models import ops
 
     return {"allocator": configure_allocator(),
             "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
