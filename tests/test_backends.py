@@ -161,9 +161,14 @@ def test_both_cpu_layouts_reproduce_the_upstream_golden(channels_last, converted
         ops.set_cpu_layouts({"winograd": True})
 
 
-@pytest.mark.parametrize("form", ["fused_modconv", "separable_fir"])
-def test_each_kernel_form_reproduces_the_upstream_golden_at_batch_1(form, converted_fixture, monkeypatch):
+@pytest.mark.parametrize("form,channels_last", [("fused_modconv", True), ("fused_modconv", False),
+                                                 ("separable_fir", True)])
+def test_each_kernel_form_reproduces_the_upstream_golden_at_batch_1(form, channels_last, converted_fixture,
+                                                                    monkeypatch):
     import zoo.models.stylegan2 as sg2_module
+
+    # the fused form scales a cached transposed weight laid out to match the activations: test both layouts
+    monkeypatch.setattr(ops, "CPU_CHANNELS_LAST", {"conv_transpose": channels_last, "fir": channels_last})
 
     name = "sg2ada_uncond_64"
     G = zoo.load(converted_fixture(name, PKL), quiet=True)

@@ -180,3 +180,30 @@ def test_weight_derived_tensors_follow_in_place_updates_and_gradients():
     ref = ops.modulated_conv2d(xd, wd, sd, up=2, padding=1, resample_filter=f.double())
     (gref,) = torch.autograd.grad(ref.square().sum(), [wd])
     torch.testing.assert_close(grad.double(), gref, rtol=1e-4, atol=1e-4)
+
+
+def test_weights_made_under_inference_mode_are_not_cached_stale(converted_fixture):
+    """Inference tensors keep no version counter, so the per-weight caches must not hold their derived tensors;
+    zoo.load called inside inference_mode still makes ordinary (cacheable) weights."""
+    f = ops.make_filter([1, 3, 3, 1])
+    gen = torch.Generator().manual_seed(5)
+    x, s = torch.randn(1, 5, 7, 7, generator=gen), torch.rand(1, 5, generator=gen) + 0.5
+    with torch.inference_mode():
+        w = torch.randn(6, 5, 3, 3, generator=gen)
+        first = ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f)
+        w[:, :, 0].mul_(-3)
+        again = ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f)
+        fresh = ops.modulated_conv2d(x, w.clone(), s, up=2, padding=1, resample_filter=f)
+    assert not torch.allclose(again, first)
+    torch.testing.assert_close(again, fresh, rtol=0, atol=0)
+
+    import zoo
+
+    with torch.inference_mode():
+        G = zoo.load(converted_fixture("sg2ada_uncond_64", "network-snapshot-000000.pkl"), quiet=True)
+        z = torch.randn(2, G.z_dim, generator=gen)
+        imgs = [G(z, None, noise_mode="const") for _ in range(2)]
+    assert not any(p.is_inference() for p in G.parameters())
+    torch.testing.assert_close(imgs[0], imgs[1], rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(G(z, None, noise_mode="const"), imgs[0], rtol=0, atol=0)

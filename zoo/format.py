@@ -267,6 +267,8 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+@torch.inference_mode(False)  # weights made under a caller's inference_mode would be inference tensors, which
+# keep no version counter: the per-weight caches of zoo.models.ops could then not tell an in-place edit
 def load_folder(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build the generator described by ``folder/config.json`` and load its weights strictly."""
     folder = Path(folder)

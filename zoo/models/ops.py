@@ -158,7 +158,7 @@ def _inline(w: torch.Tensor) -> bool:
 def from_frozen(w: torch.Tensor, what: tuple, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``compute(w)``, kept per weight tensor for eager inference: recomputed when ``w`` changes in place (its
     version counter) and dropped when ``w`` is freed. Inline (see :func:`_inline`) otherwise."""
-    if _inline(w):
+    if _inline(w) or w.is_inference():  # an inference tensor keeps no version counter to invalidate by
         return compute(w)
     slot = (id(w), *what)
     hit = _FROZEN.get(slot)
@@ -200,6 +200,24 @@ def _combine(mat: Sequence[Sequence[float]], parts: Sequence[torch.Tensor]) -> l
     return out
 
 
+def _onednn_eager(*ts: torch.Tensor) -> bool:
+    """Whether eager oneDNN linear ops may stand in for the matmuls on these tensors (CPU, no autograd)."""
+    return (not _tracing() and ts[0].device.type == "cpu" and torch.backends.mkldnn.is_available()
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in ts)))
+
+
+def _transform(k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``k @ x`` for a small [P, Q] transform matrix and a wide [Q, N] matrix of tiles or point products.
+
+    Eager on CPU this runs as oneDNN's linear with ``x`` as the (transposed) weight, which gave bit-identical
+    results at about twice the speed of ``torch.mm`` on an AMD Zen 5 (36 x 36 by 36 x 262144: 4.1 vs 7.6 ms,
+    two threads; benchmarks/bench_generate.py times whole layers).
+    """
+    if _onednn_eager(k, x):
+        return torch.ops.mkldnn._linear_pointwise(k, x.t(), None, "none", [], "")
+    return k @ x
+
+
 def _point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``v[p] @ u[p]^T`` for every transform point p: [P, T, C] x [P, O, C] -> [P, T, O].
 
@@ -207,8 +225,7 @@ def _point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     packed linear when compiled with frozen weights), which on AVX-512 CPUs ran at about twice the rate of
     the MKL ``bmm`` (AMD Zen 5, one thread: 220 vs 100 GFLOP/s at 512 channels).
     """
-    if not _tracing() and v.device.type == "cpu" and torch.backends.mkldnn.is_available() \
-            and not (torch.is_grad_enabled() and (v.requires_grad or u.requires_grad)):
+    if _onednn_eager(v, u):
         lin = torch.ops.mkldnn._linear_pointwise
         return torch.stack([lin(v[p], u[p], None, "none", [], "") for p in range(v.shape[0])])
     if _tracing():
@@ -245,7 +262,7 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
         v = torch.stack([s for r in rows for s in _combine(bt, [r[j] for j in range(a)])]).reshape(a * a, t, c)
     else:
         btm = torch.tensor(bt, dtype=x.dtype, device=x.device)
-        v = (torch.kron(btm, btm) @ tiles.reshape(a * a, t * c)).reshape(a * a, t, c)
+        v = _transform(torch.kron(btm, btm), tiles.reshape(a * a, t * c)).reshape(a * a, t, c)
     prod = _point_gemms(v, u)  # [a*a, T, O]
     if pointwise:
         pts = prod.reshape(a, a, n, th, tw, o)
@@ -253,7 +270,7 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
         y = torch.stack([torch.stack(_combine(at, [r[j] for j in range(a)])) for r in rows])
     else:
         atm = torch.tensor(at, dtype=x.dtype, device=x.device)
-        y = (torch.kron(atm, atm) @ prod.reshape(a * a, t * o)).reshape(m, m, n, th, tw, o)
+        y = _transform(torch.kron(atm, atm), prod.reshape(a * a, t * o)).reshape(m, m, n, th, tw, o)
     # y: [m (row), m (col), N, th, tw, O] -> [N, th*m, tw*m, O], viewed as NCHW
     y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, o)
     return y[:, :h, :wd].permute(0, 3, 1, 2)
@@ -350,14 +367,42 @@ def conv2d_resample(
     if kh == 1 and kw == 1:
         x = F.conv2d(x, w)
         return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up, separable=separable)
-    # conv_transpose2d computes a true convolution; the reference flips the weight unless told not to.
-    if flip_weight:
-        w = from_frozen(w, ("flip",), lambda w: w.flip([2, 3]))
-    p0 -= kw - 1
-    p1 -= kw - up
-    pt = max(min(-p0, -p1), 0)
     x = _channels_last_on_cpu(x, "conv_transpose")  # see CPU_CHANNELS_LAST
-    x = F.conv_transpose2d(x, w.transpose(0, 1), stride=up, padding=pt)
+    wt = from_frozen(w, ("transposed", flip_weight, _weight_layout(x)),
+                     lambda w: _transposed_weight(w, flip_weight, _weight_layout(x)))
+    return _conv_transpose_fir(x, wt, f, up, padding, separable)
+
+
+def _weight_layout(x: torch.Tensor) -> torch.memory_format:
+    """The memory order to give a weight for oneDNN: channels-last beside channels-last activations (the
+    weight is then not reordered on every call; AMD Zen 5, 512 ch at 16 px: 3.2 vs 4.7 ms as a transposed view)."""
+    if x.device.type == "cpu" and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _transposed_weight(w: torch.Tensor, flip_weight: bool, layout: torch.memory_format) -> torch.Tensor:
+    """A [O, I, k, k] convolution weight as conv_transpose2d's [I, O, k, k] operand, laid out for oneDNN.
+
+    conv_transpose2d computes a true convolution; the reference flips the weight unless told not to.
+    """
+    if flip_weight:
+        w = w.flip([2, 3])
+    if _tracing():
+        return w.transpose(0, 1)
+    return w.transpose(0, 1).contiguous(memory_format=layout)
+
+
+def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: int, padding: int,
+                        separable: bool) -> torch.Tensor:
+    """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference."""
+    kw = wt.shape[3]
+    fw = f.shape[-1]
+    p0 = padding + (fw + up - 1) // 2 - (kw - 1)
+    p1 = padding + (fw - up) // 2 - (kw - up)
+    pt = max(min(-p0, -p1), 0)
+    x = F.conv_transpose2d(x, wt, stride=up, padding=pt)
     return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable)
 
 
@@ -428,11 +473,23 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
                           flip_weight: bool, separable: bool, bias: torch.Tensor | None,
                           out_scale: float) -> torch.Tensor:
     """:func:`modulated_conv2d` for one sample with the scalings in the weight: conv(x, w * s * d) + b + noise."""
-    w = weight * styles.reshape(1, -1, 1, 1)
-    scale = (_demod_coefs(weight, styles)[0] * out_scale) if demodulate else torch.full_like(w[:, 0, 0, 0], out_scale)
-    w = w * scale.reshape(-1, 1, 1, 1)
-    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
-                        separable=separable)
+    if demodulate:
+        scale = _demod_coefs(weight, styles)[0] * out_scale
+    else:
+        scale = torch.full_like(weight[:, 0, 0, 0], out_scale)
+    if up > 1 and weight.shape[2] > 1:
+        # scale the cached transposed operand ([I, O, k, k], laid out for oneDNN) instead of the [O, I] weight,
+        # so the modulated weight needs no per-call transposing copy
+        x = _channels_last_on_cpu(x, "conv_transpose")
+        layout = _weight_layout(x)
+        wt = from_frozen(weight, ("transposed", flip_weight, layout),
+                         lambda w: _transposed_weight(w, flip_weight, layout))
+        wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
+        x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable)
+    else:
+        w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
+        x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+                            separable=separable)
     if bias is not None:
         x = x.add_((bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1))
     if noise is not None:
