@@ -233,10 +233,13 @@ def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
     assert info["batch_size"] == tuned["batch_size"]
     import zoo.models.stylegan2 as sg2_module
 
+    tune_module = importlib.import_module("sdk.backends.tune")
     assert info["kernels"] == {"allocator": "reuse",
                                "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
                                "separable_fir": sg2_module.SEPARABLE_FIR,
-                               "fused_modconv_batch1": ops.CPU_FUSED_MODCONV}
+                               "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
+                               "polyphase_upconv": sorted(tune_module._shape_text(k)
+                                                          for k, on in ops.CPU_POLYPHASE.items() if on)}
     r = runner.invoke(cli, ["info", "dcgan-digiface-64"])
     assert "kernels: allocator reuse; channels-last" in r.output, r.output
     r = runner.invoke(cli, ["sample", "--seeds", "0-2", "--outdir", str(tmp_path / "o"), "--json", "-q"])

@@ -392,6 +392,84 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
     return forms
 
 
+_POLYPHASE_MEMO: dict[str, dict[str, dict[str, Any]]] = {}
+POLYPHASE_ENV = "GANZOO_POLYPHASE"
+
+
+def _polyphase_file() -> tuple[str, Path]:
+    key = fingerprint_key(fingerprint("cpu"))
+    return key, _autotune_dir() / f"polyphase-{key}.json"
+
+
+def _shape_text(shape: tuple[int, int, int, int, bool]) -> str:
+    i, o, h, w, cl = shape
+    return f"{i}->{o} ch @ {h}x{w}{' channels-last' if cl else ''}"
+
+
+def kernel_polyphase(refresh: bool = False) -> dict[tuple[int, int, int, int, bool], bool]:
+    """The transposed-convolution layer shapes already timed on this machine, each with whether the polyphase form
+    (``zoo.models.ops.CPU_POLYPHASE``) won; new shapes are timed as they come by :func:`probe_polyphase`."""
+    key, path = _polyphase_file()
+    if refresh:
+        _POLYPHASE_MEMO.pop(key, None)
+    if key not in _POLYPHASE_MEMO:
+        data = None if refresh else _read_json(path)
+        _POLYPHASE_MEMO[key] = dict(data["shapes"]) if data is not None else {}
+    out = {}
+    for text, rec in _POLYPHASE_MEMO[key].items():
+        i, o, h, w, cl = (int(v) for v in text.split(","))
+        out[(i, o, h, w, bool(cl))] = bool(rec["on"])
+    return out
+
+
+def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
+    """Time one stride-2 3x3 transposed convolution of ``shape`` (in, out, H, W, channels-last) at batch 1 as one
+    oneDNN op and in the polyphase form, interleaved, best of 3 (a few ms to a quarter of a second); the polyphase
+    form is used when :data:`FORM_MIN_GAIN` faster. Kept per machine with the other kernel choices."""
+    import torch.nn.functional as F
+
+    from zoo.models.ops import conv_transpose3x3_polyphase, phase_kernels
+
+    i, o, h, w, cl = shape
+    layout = torch.channels_last if cl else torch.contiguous_format
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, i, h, w, generator=gen).contiguous(memory_format=layout)
+    wt = torch.randn(i, o, 3, 3, generator=gen).contiguous(memory_format=layout)
+    phases = phase_kernels(wt)
+    plain = lambda: F.conv_transpose2d(x, wt, stride=2)  # noqa: E731
+    poly = lambda: conv_transpose3x3_polyphase(x, phases)  # noqa: E731
+    t_plain, t_poly = math.inf, math.inf
+    with torch.no_grad():
+        plain(), poly()  # warm-up: oneDNN primitives
+        for _ in range(3):
+            t_plain, t_poly = min(t_plain, _once(plain)), min(t_poly, _once(poly))
+    on = t_poly <= t_plain * FORM_MIN_GAIN
+    key, path = _polyphase_file()
+    known = _read_json(path)  # another process may have added shapes since this one read the file
+    shapes = {**(known["shapes"] if known is not None else {}), **_POLYPHASE_MEMO.get(key, {})}
+    shapes[",".join(str(int(v)) for v in shape)] = {"on": on, "layer": _shape_text(shape),
+                                                     "transposed_conv_ms": round(t_plain * 1e3, 3),
+                                                     "polyphase_ms": round(t_poly * 1e3, 3)}
+    _POLYPHASE_MEMO[key] = shapes
+    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "shapes": shapes})
+    return on
+
+
+def _apply_polyphase() -> None:
+    from zoo.models import ops
+
+    env = os.environ.get(POLYPHASE_ENV)
+    if env not in (None, "", "0", "1", "auto"):
+        raise BackendError(f"{POLYPHASE_ENV}={env!r}: use 0 (always one transposed convolution), 1 (always the "
+                           "polyphase form) or auto (measured per layer shape, the default)")
+    ops.CPU_POLYPHASE.clear()
+    if env in ("0", "1"):
+        ops.CPU_POLYPHASE_PROBE = (lambda _shape: True) if env == "1" else (lambda _shape: False)
+        return
+    ops.CPU_POLYPHASE.update(kernel_polyphase())
+    ops.CPU_POLYPHASE_PROBE = probe_polyphase
+
+
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     """This machine's CPU settings for eager generation: the heap allocator, then the measured kernel choices."""
     if device.type != "cpu":
@@ -407,6 +485,7 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     set_cpu_winograd(*kernel_winograd())
     forms = kernel_forms()
     sg2.SEPARABLE_FIR, ops.CPU_FUSED_MODCONV = forms["separable_fir"], forms["fused_modconv"]
+    _apply_polyphase()
     return layouts
 
 
@@ -420,7 +499,8 @@ def kernel_settings(device: torch.device) -> dict[str, Any]:
 
     return {"allocator": configure_allocator(),
             "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
-            "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV}
+            "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
+            "polyphase_upconv": sorted(_shape_text(k) for k, on in ops.CPU_POLYPHASE.items() if on)}
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

@@ -100,4 +100,6 @@ def _kernels_text(choice: dict) -> str:
         parts.append("styles folded into the weights at batch 1")
     if kernels.get("separable_fir"):
         parts.append("separable FIR")
+    if kernels.get("polyphase_upconv"):
+        parts.append("polyphase transposed convs for " + ", ".join(kernels["polyphase_upconv"]))
     return f"; kernels: {'; '.join(parts)}" if parts else ""

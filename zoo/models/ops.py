@@ -109,6 +109,17 @@ CPU_WINOGRAD_MIN_CHANNELS = 0
 CPU_FUSED_MODCONV = False
 
 
+#: Stride-2 3x3 transposed convolutions on CPU as four stride-1 convolutions, one per output phase (2x2, 2x1, 1x2
+#: and 1x1 taps of the kernel), interleaved into the output: the same products, summed in another order. Which is
+#: faster depends on the layer and the CPU (AMD Zen 5, batch 1: 256 -> 128 ch at 128 px 22 vs 27 ms, 64 -> 32 ch at
+#: 512 px 34 vs 28 ms), so it is decided per layer shape: ``(in, out, H, W, channels_last) -> on``. A shape not in
+#: the table is decided by :data:`CPU_POLYPHASE_PROBE` when one is set (``sdk.backends.tune`` times both forms on
+#: this machine and keeps the answers), else runs as one transposed convolution. Batch size is not in the key, so a
+#: model gives the same values at every batch size.
+CPU_POLYPHASE: dict[tuple[int, int, int, int, bool], bool] = {}
+CPU_POLYPHASE_PROBE: Callable[[tuple[int, int, int, int, bool]], bool] | None = None
+
+
 def set_cpu_winograd(tile: int, min_channels: int = 0) -> None:
     """Set :data:`CPU_WINOGRAD` (0 off, 2 or 4: output tile size) and :data:`CPU_WINOGRAD_MIN_CHANNELS`."""
     global CPU_WINOGRAD, CPU_WINOGRAD_MIN_CHANNELS
@@ -374,8 +385,9 @@ def conv2d_resample(
 
 
 def _weight_layout(x: torch.Tensor) -> torch.memory_format:
-    """The memory order to give a weight for oneDNN: channels-last beside channels-last activations (the
-    weight is then not reordered on every call; AMD Zen 5, 512 ch at 16 px: 3.2 vs 4.7 ms as a transposed view)."""
+    """Channels-last when ``x`` is (and is not also plain contiguous), for the weights and outputs made beside it:
+    a weight in the activations' order is not reordered by oneDNN on every call (AMD Zen 5, 512 ch at 16 px: 3.2 vs
+    4.7 ms as a transposed view)."""
     if x.device.type == "cpu" and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) \
             and not x.is_contiguous():
         return torch.channels_last
@@ -395,15 +407,67 @@ def _transposed_weight(w: torch.Tensor, flip_weight: bool, layout: torch.memory_
 
 
 def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: int, padding: int,
-                        separable: bool) -> torch.Tensor:
-    """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference."""
+                        separable: bool, phases: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference.
+
+    ``phases``: :func:`phase_kernels` of ``wt`` when the caller made them (else derived, cached, on demand).
+    """
     kw = wt.shape[3]
     fw = f.shape[-1]
     p0 = padding + (fw + up - 1) // 2 - (kw - 1)
     p1 = padding + (fw - up) // 2 - (kw - up)
     pt = max(min(-p0, -p1), 0)
-    x = F.conv_transpose2d(x, wt, stride=up, padding=pt)
+    if phases is not None or _polyphase(x, wt, up):
+        if phases is None:
+            phases = from_frozen(wt, ("phases",), phase_kernels)
+        x = conv_transpose3x3_polyphase(x, phases)
+        if pt:
+            x = x[:, :, pt:-pt, pt:-pt]
+    else:
+        x = F.conv_transpose2d(x, wt, stride=up, padding=pt)
     return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable)
+
+
+def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
+    """Whether this transposed convolution runs as :func:`conv_transpose3x3_polyphase` (see CPU_POLYPHASE)."""
+    if up != 2 or tuple(wt.shape[2:]) != (3, 3) or x.device.type != "cpu" or x.dtype != torch.float32 \
+            or wt.dtype != torch.float32 or _tracing() or (torch.is_grad_enabled() and (x.requires_grad
+                                                                                     or wt.requires_grad)):
+        return False
+    key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]), _weight_layout(x) == torch.channels_last)
+    on = CPU_POLYPHASE.get(key)
+    if on is None:
+        if CPU_POLYPHASE_PROBE is None:
+            return False
+        on = CPU_POLYPHASE[key] = bool(CPU_POLYPHASE_PROBE(key))
+    return on
+
+
+def phase_kernels(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The four stride-1 kernels of a stride-2 3x3 transposed convolution's [I, O, 3, 3] operand, for the (even,
+    even), (even, odd), (odd, even) and (odd, odd) output rows/columns: [O, I, 2|1, 2|1] correlation kernels."""
+    k = wt.flip([2, 3]).transpose(0, 1)  # [O, I, 3, 3]: the transposed convolution as a correlation
+    layout = _weight_layout(wt)
+    return tuple(k[:, :, r, c].contiguous(memory_format=layout)
+                 for r, c in ((slice(0, 3, 2), slice(0, 3, 2)), (slice(0, 3, 2), slice(1, 2)),
+                              (slice(1, 2), slice(0, 3, 2)), (slice(1, 2), slice(1, 2))))
+
+
+def conv_transpose3x3_polyphase(x: torch.Tensor, phases: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``F.conv_transpose2d(x, wt, stride=2)`` for a 3x3 kernel from its :func:`phase_kernels`: [N, O, 2H+1, 2W+1].
+
+    Output row 2p gathers kernel rows 0 and 2 (input rows p and p-1), row 2p+1 kernel row 1 (input row p); the
+    same for columns. Each phase is one stride-1 convolution written into its strided slice of the output.
+    """
+    kee, keo, koe, koo = phases
+    n, _, h, w = x.shape
+    y = torch.empty(n, kee.shape[0], 2 * h + 1, 2 * w + 1, dtype=x.dtype, device=x.device,
+                    memory_format=_weight_layout(x))
+    y[:, :, 0::2, 0::2] = F.conv2d(x, kee, padding=1)
+    y[:, :, 0::2, 1::2] = F.conv2d(x, keo, padding=(1, 0))
+    y[:, :, 1::2, 0::2] = F.conv2d(x, koe, padding=(0, 1))
+    y[:, :, 1::2, 1::2] = F.conv2d(x, koo)
+    return y
 
 
 def modulated_conv2d(
@@ -484,8 +548,13 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         layout = _weight_layout(x)
         wt = from_frozen(weight, ("transposed", flip_weight, layout),
                          lambda w: _transposed_weight(w, flip_weight, layout))
-        wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
-        x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable)
+        if _polyphase(x, wt, up):  # scale the four cached phase kernels ([O, I, ...]) instead
+            s_in, s_out = styles.reshape(1, -1, 1, 1), scale.reshape(-1, 1, 1, 1)
+            phases = [k * s_in * s_out for k in from_frozen(wt, ("phases",), phase_kernels)]
+            x = _conv_transpose_fir(x, wt, resample_filter, up, padding, separable, phases)
+        else:
+            wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
+            x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable)
     else:
         w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
         x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
