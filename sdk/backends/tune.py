@@ -30,6 +30,9 @@ PROBE_BATCHES = (1, 2, 4, 8, 16)
 #: on a 2-core AMD EPYC, while batch 16 took 4.8 GiB of memory against batch 1's 0.8 GiB.
 MIN_BATCH_GAIN = 0.97
 PROBE_REPEATS = 2  # each batch size is timed twice on the job's images; the faster counts
+# the doubling stops after this many sizes in a row without a clear gain: per-image time need not fall steadily
+# (AMD Zen 5, config-f 256 px: batch 1 188, batch 2 197, batch 4 ~180 ms/image; batch 1 has a fused form of its own)
+MAX_BATCH_MISSES = 2
 #: Winograd is chosen only when its probe total is at least 5 % below direct convolution's: it changes the
 #: float rounding and caches transformed weights (4x a layer's size), which a gain within noise does not pay for.
 WINOGRAD_MIN_GAIN = 0.95
@@ -583,8 +586,8 @@ def tune(G: Any, backends: Sequence[str] = BACKENDS, batches: Sequence[int] = PR
 
 class BatchPlan:
     """The batch sizes of one job: fixed, or measured on the job's own images (1 to warm up, then 1, 2, 4, 8 ...
-    each :data:`PROBE_REPEATS` times, best of those), doubling while each size beats the best so far by
-    :data:`MIN_BATCH_GAIN`."""
+    each :data:`PROBE_REPEATS` times, best of those), doubling until :data:`MAX_BATCH_MISSES` sizes in a row fail
+    to beat the best before them by :data:`MIN_BATCH_GAIN`."""
 
     def __init__(self, choice: BackendChoice, n_images: int) -> None:
         self.choice, self.n = choice, n_images
@@ -596,6 +599,7 @@ class BatchPlan:
         self._warming = self.adaptive
         self.measured: dict[int, float] = {}
         self._runs: dict[int, int] = {}
+        self._misses = 0
 
     def next_size(self, remaining: int) -> int:
         if not self.adaptive:
@@ -613,9 +617,11 @@ class BatchPlan:
         best_before = min((t for b, t in self.measured.items() if b != size), default=math.inf)
         self.measured[size] = min(ms, self.measured.get(size, math.inf))
         self._runs[size] = self._runs.get(size, 0) + 1
-        if self._runs[size] == PROBE_REPEATS and self.measured[size] > best_before * MIN_BATCH_GAIN:
-            # no clear gain from the larger batch: stop before the larger ones take more memory for nothing
-            self.schedule.clear()
+        if self._runs[size] == PROBE_REPEATS:
+            self._misses = self._misses + 1 if self.measured[size] > best_before * MIN_BATCH_GAIN else 0
+            if self._misses >= MAX_BATCH_MISSES:
+                # no clear gain from the larger batches: stop before even larger ones take memory for nothing
+                self.schedule.clear()
         if not self.schedule and self.best() < max(self.measured):
             # the heap kept the largest batch's memory (sdk.backends.allocator); the rest of the job needs less
             release_memory()
