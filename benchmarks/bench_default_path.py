@@ -11,6 +11,8 @@ interleaved round by round so machine noise hits every path alike:
   batch sizes while it samples), the same again ("warm": the cached choice), and after ``ganzoo tune`` (every
   backend measured; its compile / export time is reported separately, it is paid once per model and machine);
 - ``ganzoo sample ... --backend torch --batch-size 8``: the previous default;
+- with ``--bf16``: ``ganzoo sample ... --precision bf16``, the opt-in reduced-precision path (its batch measured
+  like the default's);
 - with ``--upstream``: the NVlabs ``gen_images.py`` loop (one seed at a time, ``RandomState(seed).randn``,
   ``noise_mode='const'``, PNG per image) on that checkout's own ``training.networks.Generator``, same weights;
   once as it runs, once with the heap setting ganzoo applies to itself (``sdk.backends.allocator``), to show
@@ -99,6 +101,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--upstream", default=None, help="stylegan2-ada-pytorch checkout")
     ap.add_argument("--no-tune", action="store_true", help="skip the `ganzoo tune` path (it compiles for minutes)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="add the opt-in reduced-precision path (`--precision bf16`, CPUs with AVX512-BF16 / AMX)")
     args = ap.parse_args()
     base_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GANZOO_NO_LICENSE_NOTICE="1",
                     PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -135,6 +139,10 @@ def main() -> None:
                         ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "b8"), "--backend",
                                   "torch", "--batch-size", "8", "-q"], dict(base_env, GANZOO_CACHE=str(cold_cache))),
                 }
+                if args.bf16:
+                    runs["ganzoo sample --precision bf16 (opt-in)"] = (
+                        ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "bf16"), "--precision",
+                                  "bf16", "-q"], dict(base_env, GANZOO_CACHE=str(cold_cache)))
                 if not args.no_tune:
                     runs["ganzoo sample, after ganzoo tune"] = (ganzoo + ["sample", str(model), "--seeds", seeds,
                                                                           "--outdir", str(out / "tuned"), "-q"], env_t)

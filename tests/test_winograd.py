@@ -207,3 +207,36 @@ def test_weights_made_under_inference_mode_are_not_cached_stale(converted_fixtur
     torch.testing.assert_close(imgs[0], imgs[1], rtol=0, atol=0)
     with torch.no_grad():
         torch.testing.assert_close(G(z, None, noise_mode="const"), imgs[0], rtol=0, atol=0)
+
+
+def test_winograd_and_polyphase_keep_forward_mode_derivatives(monkeypatch):
+    """torch.func.jacfwd and forward-mode dual tensors through the eager fast paths give the Jacobian of the
+    plain convolutions (the oneDNN linear op has no forward derivative: it must not run there)."""
+    import torch.autograd.forward_ad as fwad
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 6, 5, 5, generator=gen)
+    w3, wt = torch.randn(6, 6, 3, 3, generator=gen), torch.randn(4, 6, 3, 3, generator=gen)
+    f = ops.make_filter([1, 3, 3, 1])
+
+    def net(v: torch.Tensor) -> torch.Tensor:
+        y = ops.conv2d_resample(v.view(1, 6, 5, 5), w3, padding=1)
+        return ops.conv2d_resample(y, wt, f=f, up=2, padding=1).flatten()
+
+    def ref(v: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(v.view(1, 6, 5, 5), w3, padding=1)
+        y = F.conv_transpose2d(y, wt.flip([2, 3]).transpose(0, 1), stride=2)
+        return ops.upfirdn2d(y, f, padding=(1, 1, 1, 1), gain=4).flatten()
+
+    monkeypatch.setattr(ops, "CPU_POLYPHASE", {})
+    monkeypatch.setattr(ops, "CPU_POLYPHASE_PROBE", lambda _shape: True)
+    jac_ref = torch.func.jacrev(ref)(x.flatten())
+    with ops.cpu_winograd(4, 0):
+        jac = torch.func.jacfwd(net)(x.flatten())
+        tangent = torch.randn(x.numel(), generator=gen)
+        with fwad.dual_level():
+            jvp = fwad.unpack_dual(net(fwad.make_dual(x.flatten(), tangent))).tangent
+    assert ops.CPU_POLYPHASE  # the polyphase form was asked for, and ran under the transform
+    torch.testing.assert_close(jac, jac_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(jvp, jac_ref @ tangent, rtol=1e-4, atol=1e-4)

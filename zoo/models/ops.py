@@ -211,10 +211,21 @@ def _combine(mat: Sequence[Sequence[float]], parts: Sequence[torch.Tensor]) -> l
     return out
 
 
+def _forward_ad_or_functorch() -> bool:
+    """Inside a torch.func transform (jacfwd, vmap, ...) or a forward-mode AD dual level: ops without forward
+    derivatives or batching rules would drop tangents silently there (the oneDNN linear op does)."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    import torch.autograd.forward_ad as fwad
+
+    return getattr(fwad, "_current_level", -1) >= 0
+
+
 def _onednn_eager(*ts: torch.Tensor) -> bool:
     """Whether eager oneDNN linear ops may stand in for the matmuls on these tensors (CPU, no autograd)."""
     return (not _tracing() and ts[0].device.type == "cpu" and torch.backends.mkldnn.is_available()
-            and not (torch.is_grad_enabled() and any(t.requires_grad for t in ts)))
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in ts))
+            and not _forward_ad_or_functorch())
 
 
 def _transform(k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
