@@ -443,7 +443,8 @@ def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
     """Whether this transposed convolution runs as :func:`conv_transpose3x3_polyphase` (see CPU_POLYPHASE)."""
     if up != 2 or tuple(wt.shape[2:]) != (3, 3) or x.device.type != "cpu" or x.dtype != torch.float32 \
             or wt.dtype != torch.float32 or _tracing() or (torch.is_grad_enabled() and (x.requires_grad
-                                                                                     or wt.requires_grad)):
+                                                                                     or wt.requires_grad)) \
+            or _forward_ad_or_functorch():  # the probe's timing runs would be transformed too
         return False
     key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]), _weight_layout(x) == torch.channels_last)
     on = CPU_POLYPHASE.get(key)
