@@ -241,3 +241,26 @@ def test_winograd_and_polyphase_keep_forward_mode_derivatives(monkeypatch):
     assert not ops.CPU_POLYPHASE  # nothing decided (or timed) under the transforms
     torch.testing.assert_close(jac, jac_ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(jvp, jac_ref @ tangent, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_probe_stops_timing_a_tile_far_behind(monkeypatch):
+    import importlib
+    import time as time_module
+
+    tuning = importlib.import_module("sdk.backends.tune")
+    calls = {2: 0, 4: 0}
+    real = ops.conv3x3_winograd
+
+    def counted(x, w, m=4, pointwise=False):
+        calls[m] += 1
+        if m == 2:
+            time_module.sleep(0.05)  # far slower than either other choice on every layer
+        return real(x, w, m, pointwise)
+
+    monkeypatch.setattr(ops, "conv3x3_winograd", counted)
+    monkeypatch.setattr(tuning, "_WINOGRAD_MEMO", {})
+    tile, _ = tuning.kernel_winograd(refresh=True)
+    n = len(tuning.WINOGRAD_LAYERS)
+    assert calls[2] == 2 * n  # warm-up and one timed round, then dropped
+    assert calls[4] in (2 * n, 4 * n)  # F(4x4) is kept unless it too fell far behind
+    assert tile != 2

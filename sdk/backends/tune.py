@@ -36,6 +36,9 @@ MAX_BATCH_MISSES = 2
 #: Winograd is chosen only when its probe total is at least 5 % below direct convolution's: it changes the
 #: float rounding and caches transformed weights (4x a layer's size), which a gain within noise does not pay for.
 WINOGRAD_MIN_GAIN = 0.95
+#: ... and a tile more than this much slower than another choice on every layer after the first round is not timed
+#: further (F(2x2) at 256 ch @ 128 px took 152 ms a run on the AMD EPYC, twice F(4x4))
+WINOGRAD_PRUNE = 1.25
 DEFAULT_BATCH = 8  # a forced backend without a batch size and no measurement
 CACHE_VERSION = 1
 MEMORY_ENV = "GANZOO_MEMORY_BUDGET"
@@ -318,12 +321,18 @@ def kernel_winograd(refresh: bool = False) -> tuple[int, int]:
         for op in ops.values():  # warm-up: oneDNN primitives, weight transforms
             for x, w in layers:
                 op(x, w)
-        for _ in range(3):
-            for t, op in ops.items():
+        live = dict(ops)
+        for r in range(3):
+            for t, op in live.items():
                 for i, (x, w) in enumerate(layers):
                     start = time.perf_counter()
                     op(x, w)
                     best[t][i] = min(best[t][i], time.perf_counter() - start)
+            if r == 0:  # a tile far behind on every layer after one round cannot win: stop timing it
+                for t in (2, 4):
+                    if all(best[t][i] > WINOGRAD_PRUNE * min(best[u][i] for u in ops if u != t)
+                           for i in range(len(layers))):
+                        live.pop(t)
     chans = [c for c, _ in WINOGRAD_LAYERS]
     totals = {(0, 0): sum(best[0])}
     for t in (2, 4):
@@ -427,8 +436,9 @@ def kernel_polyphase(refresh: bool = False) -> dict[tuple[int, int, int, int, bo
 
 def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
     """Time one stride-2 3x3 transposed convolution of ``shape`` (in, out, H, W, channels-last) at batch 1 as one
-    oneDNN op and in the polyphase form, interleaved, best of 3 (a few ms to a quarter of a second); the polyphase
-    form is used when :data:`FORM_MIN_GAIN` faster. Kept per machine with the other kernel choices."""
+    oneDNN op and in the polyphase form, interleaved, best of 3 (one round when one form is more than
+    :data:`WINOGRAD_PRUNE` slower; a few ms to a third of a second); the polyphase form is used when
+    :data:`FORM_MIN_GAIN` faster. Kept per machine with the other kernel choices."""
     import torch.nn.functional as F
 
     from zoo.models.ops import conv_transpose3x3_polyphase, phase_kernels
@@ -446,6 +456,8 @@ def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
         plain(), poly()  # warm-up: oneDNN primitives
         for _ in range(3):
             t_plain, t_poly = min(t_plain, _once(plain)), min(t_poly, _once(poly))
+            if max(t_plain, t_poly) > WINOGRAD_PRUNE * min(t_plain, t_poly):  # clear after one round
+                break
     on = t_poly <= t_plain * FORM_MIN_GAIN
     key, path = _polyphase_file()
     known = _read_json(path)  # another process may have added shapes since this one read the file
