@@ -284,3 +284,23 @@ def test_bf16_is_opt_in_reported_and_refused_where_it_cannot_run(dcgan, monkeypa
         sdk.generate(dcgan, [0], precision="bf16")
     with pytest.raises(BackendError, match="fp16 runs on CUDA"):
         sdk.generate(dcgan, [0], precision="fp16")
+
+
+def test_bf16_measures_its_own_batch_size_and_keeps_it_apart(dcgan):
+    from sdk.backends import machine
+    from sdk.backends.tune import _precision_file, choice_path
+
+    if not {"avx512_bf16", "amx_bf16", "bf16"} & set(machine.cpu_flags()):
+        pytest.skip("this CPU has no bfloat16 arithmetic")
+    _, first = resolve(dcgan, precision="bf16")
+    assert first.source == "adaptive" and first.batch_size is None and first.precision == "bf16"
+    sdk.generate(dcgan, list(range(16)), precision="bf16")
+    kept = json.loads(_precision_file(dcgan, "bf16").read_text())["timings"]["torch-bf16"]
+    assert len(kept) >= 2  # at least two sizes measured on the job's own images
+    assert not choice_path(dcgan).exists()  # the fp32 default still has nothing cached: bf16 stays opt-in
+    _, again = resolve(dcgan, precision="bf16")
+    assert again.source == "cached" and again.batch_size == int(min(kept, key=kept.__getitem__))
+    _, fp32 = resolve(dcgan)
+    assert fp32.source == "adaptive" and fp32.precision == "fp32"
+    _, forced = resolve(dcgan, batch_size=3, precision="bf16")
+    assert forced.source == "forced" and forced.batch_size == 3

@@ -80,6 +80,25 @@ def _choice_file(weights: str, device: torch.device | str) -> Path:
     return _autotune_dir() / f"{weights[:16]}-{fingerprint_key(fingerprint(device))}.json"
 
 
+def _precision_file(G: Any, precision: str) -> Path:
+    """Where the batch sizes measured for an opt-in precision are kept, apart from the fp32 choice."""
+    path = choice_path(G)
+    return path.with_name(f"{path.stem}-{precision}.json")
+
+
+def _precision_batch(G: Any, precision: str) -> tuple[int, dict[str, float]] | None:
+    """The best measured batch size of eager torch under ``precision`` here (sampling or ``ganzoo tune``)."""
+    key = f"torch-{precision}"
+    data = _read_json(_precision_file(G, precision))
+    timings = (data or {}).get("timings", {}).get(key)
+    if not timings:
+        cached = cached_choice(G)
+        timings = cached.timings.get(key) if cached else None
+    if not timings:
+        return None
+    return int(min(timings, key=timings.__getitem__)), timings
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     from zoo.fileio import write_text_atomic
 
@@ -642,14 +661,23 @@ class BatchPlan:
         return min(self.measured, key=self.measured.__getitem__) if self.measured else DEFAULT_BATCH
 
     def finish(self, G: Any) -> None:
-        """Cache what an adaptive job measured (eager torch only), when it measured at least two sizes."""
+        """Cache what an adaptive job measured (eager torch only), when it measured at least two sizes; an opt-in
+        precision's sizes go to a file of their own."""
         done = self.measured
         if not self.adaptive or len(done) < 2 or not isinstance(G, torch.nn.Module):
             return
         best = self.best()
         c = self.choice
-        c.timings = {"torch": {str(b): round(t, 3) for b, t in sorted(done.items())}}
+        measured = {str(b): round(t, 3) for b, t in sorted(done.items())}
         c.batch_size, c.source = best, "adaptive"
+        if c.precision != "fp32":  # kept apart: the fp32 choice is not touched by an opt-in precision
+            c.timings = {f"torch-{c.precision}": measured}
+            c.reason = (f"eager torch under {c.precision} autocast at batch {best} ({done[best]:.1f} ms/image), "
+                        "measured while sampling")
+            _write_json(_precision_file(G, c.precision), {"version": CACHE_VERSION, "weights": weights_key(G),
+                                                          "fingerprint": c.fingerprint, "timings": c.timings})
+            return
+        c.timings = {"torch": measured}
         c.reason = (f"eager torch at batch {best} ({done[best]:.1f} ms/image), measured while sampling; "
                     "`ganzoo tune` also measures the compiled and onnx backends")
         _save_choice(G, c, "sampling")
@@ -688,9 +716,18 @@ def _resolve(G: Any, backend: str, batch_size: int | None, noise_mode: str, trun
         if backend not in ("auto", "torch"):
             raise BackendError(f"precision={precision} runs on the torch backend, not {backend}")
         runner = make_runner(G, "torch", noise_mode, truncation_cutoff, precision=precision, **forward_kwargs)
-        return runner, BackendChoice("torch", batch_size or _best_cached_batch(G, "torch") or DEFAULT_BATCH, "forced",
-                                     f"eager torch under {precision} autocast (opt-in reduced precision)", {},
-                                     layouts, None, fp, precision)
+        what = f"eager torch under {precision} autocast (opt-in reduced precision)"
+        if batch_size is not None or not is_module:
+            return runner, BackendChoice("torch", batch_size or DEFAULT_BATCH, "forced", what, {}, layouts, None, fp,
+                                         precision)
+        known = _precision_batch(G, precision)
+        if known is not None:
+            best, timings = known
+            return runner, BackendChoice("torch", best, "cached", f"{what} at batch {best}, measured before",
+                                         {f"torch-{precision}": timings}, layouts, None, fp, precision)
+        # its best batch differs from fp32's (AMD Zen 5, 256 px: bf16 fastest at batch 8, fp32 at 1-2): measure it
+        return runner, BackendChoice("torch", None, "adaptive", f"{what}; batch size measured while sampling", {},
+                                     layouts, max_batch(G, noise_mode), fp, precision)
     if backend != "auto":
         if batch_size is None:
             batch_size = _best_cached_batch(G, backend) or DEFAULT_BATCH
