@@ -241,6 +241,18 @@ def _once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def _race(a: Callable[[], Any], b: Callable[[], Any], rounds: int = 3) -> tuple[float, float]:
+    """Best seconds of ``a`` and of ``b``: one warm-up call each (oneDNN primitive creation), then up to ``rounds``
+    interleaved rounds, stopping after the first when one is more than :data:`WINOGRAD_PRUNE` slower."""
+    a(), b()
+    t_a, t_b = math.inf, math.inf
+    for _ in range(rounds):
+        t_a, t_b = min(t_a, _once(a)), min(t_b, _once(b))
+        if max(t_a, t_b) > WINOGRAD_PRUNE * min(t_a, t_b):
+            break
+    return t_a, t_b
+
+
 _LAYOUTS_MEMO: dict[str, dict[str, bool]] = {}  # per process: the machine does not change under it
 
 
@@ -381,7 +393,7 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
       activations (``zoo.models.ops.CPU_FUSED_MODCONV``), timed on config-f's two largest batch-1 layers.
 
     Run after :func:`kernel_layouts` is applied (the forms are timed in the chosen layouts); each is switched on
-    only when :data:`FORM_MIN_GAIN` faster. About half a second in all.
+    only when :data:`FORM_MIN_GAIN` faster (timed by :func:`_race`). About half a second in all.
     """
     from zoo.models import ops
 
@@ -412,10 +424,7 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
     forms, ms = {}, {}
     with torch.no_grad():
         for name, (plain, other) in pairs.items():
-            t_plain, t_other = math.inf, math.inf
-            plain(), other()  # warm-up: oneDNN primitives
-            for _ in range(3):  # interleaved, best of 3
-                t_plain, t_other = min(t_plain, _once(plain)), min(t_other, _once(other))
+            t_plain, t_other = _race(plain, other)
             forms[name] = t_other <= t_plain * FORM_MIN_GAIN
             ms[name] = {"off_ms": round(t_plain * 1e3, 3), "on_ms": round(t_other * 1e3, 3)}
     _FORMS_MEMO[key] = dict(forms)
@@ -470,13 +479,8 @@ def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
     phases = phase_kernels(wt)
     plain = lambda: F.conv_transpose2d(x, wt, stride=2)  # noqa: E731
     poly = lambda: conv_transpose3x3_polyphase(x, phases)  # noqa: E731
-    t_plain, t_poly = math.inf, math.inf
     with torch.no_grad():
-        plain(), poly()  # warm-up: oneDNN primitives
-        for _ in range(3):
-            t_plain, t_poly = min(t_plain, _once(plain)), min(t_poly, _once(poly))
-            if max(t_plain, t_poly) > WINOGRAD_PRUNE * min(t_plain, t_poly):  # clear after one round
-                break
+        t_plain, t_poly = _race(plain, poly)
     on = t_poly <= t_plain * FORM_MIN_GAIN
     key, path = _polyphase_file()
     known = _read_json(path)  # another process may have added shapes since this one read the file
