@@ -11,8 +11,8 @@ interleaved round by round so machine noise hits every path alike:
   batch sizes while it samples), the same again ("warm": the cached choice), and after ``ganzoo tune`` (every
   backend measured; its compile / export time is reported separately, it is paid once per model and machine);
 - ``ganzoo sample ... --backend torch --batch-size 8``: the previous default;
-- with ``--bf16``: ``ganzoo sample ... --precision bf16``, the opt-in reduced-precision path (its batch measured
-  like the default's);
+- with ``--bf16``: ``ganzoo sample ... --precision bf16``, the opt-in reduced-precision path, twice: measuring its
+  batch size, then with the measured one;
 - with ``--upstream``: the NVlabs ``gen_images.py`` loop (one seed at a time, ``RandomState(seed).randn``,
   ``noise_mode='const'``, PNG per image) on that checkout's own ``training.networks.Generator``, same weights;
   once as it runs, once with the heap setting ganzoo applies to itself (``sdk.backends.allocator``), to show
@@ -139,10 +139,13 @@ def main() -> None:
                         ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "b8"), "--backend",
                                   "torch", "--batch-size", "8", "-q"], dict(base_env, GANZOO_CACHE=str(cold_cache))),
                 }
-                if args.bf16:
-                    runs["ganzoo sample --precision bf16 (opt-in)"] = (
-                        ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "bf16"), "--precision",
-                                  "bf16", "-q"], dict(base_env, GANZOO_CACHE=str(cold_cache)))
+                if args.bf16:  # its batch size is measured by its first run and kept, like the default's
+                    bf16 = ganzoo + ["sample", str(model), "--seeds", seeds, "--outdir", str(out / "bf16"),
+                                     "--precision", "bf16", "-q"]
+                    runs["ganzoo sample --precision bf16, batch measured (opt-in)"] = (
+                        bf16, dict(base_env, GANZOO_CACHE=str(cold_cache)))
+                    runs["ganzoo sample --precision bf16, cached batch (opt-in)"] = (
+                        bf16, dict(base_env, GANZOO_CACHE=str(cold_cache)))
                 if not args.no_tune:
                     runs["ganzoo sample, after ganzoo tune"] = (ganzoo + ["sample", str(model), "--seeds", seeds,
                                                                           "--outdir", str(out / "tuned"), "-q"], env_t)
