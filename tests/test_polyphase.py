@@ -131,3 +131,15 @@ def test_training_and_tracing_keep_the_transposed_convolution(polyphase_state):
     assert not ops._polyphase(x, wt, 2)  # autograd: the one-op form
     assert ops._polyphase(x.detach(), wt, 2)
     assert not ops._polyphase(x.detach().double(), wt.double(), 2)
+
+
+def test_sampling_reports_the_shapes_it_ran_polyphase(converted_fixture, polyphase_state, monkeypatch):
+    import sdk
+    from sdk.backends import cached_choice
+
+    monkeypatch.setenv(tune.POLYPHASE_ENV, "1")  # every upsampling shape on, decided on first use
+    G = zoo.load(converted_fixture("sg2ada_uncond_64", PKL), quiet=True)
+    sdk.generate(G, list(range(8)))
+    on = sorted(tune._shape_text(k) for k, v in ops.CPU_POLYPHASE.items() if v)
+    assert on  # the fixture has upsampling layers
+    assert cached_choice(G).kernels["polyphase_upconv"] == on

@@ -674,6 +674,7 @@ class BatchPlan:
         c = self.choice
         measured = {str(b): round(t, 3) for b, t in sorted(done.items())}
         c.batch_size, c.source = best, "adaptive"
+        c.kernels = kernel_settings(_device(G))  # with the choices made on first use while sampling (polyphase)
         if c.precision != "fp32":  # kept apart: the fp32 choice is not touched by an opt-in precision
             c.timings = {f"torch-{c.precision}": measured}
             c.reason = (f"eager torch under {c.precision} autocast at batch {best} ({done[best]:.1f} ms/image), "
