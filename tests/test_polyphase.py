@@ -143,3 +143,15 @@ def test_sampling_reports_the_shapes_it_ran_polyphase(converted_fixture, polypha
     on = sorted(tune._shape_text(k) for k, v in ops.CPU_POLYPHASE.items() if v)
     assert on  # the fixture has upsampling layers
     assert cached_choice(G).kernels["polyphase_upconv"] == on
+
+
+def test_cli_refuses_a_bad_polyphase_setting_in_one_line(tmp_path, monkeypatch, polyphase_state):
+    from click.testing import CliRunner
+
+    from sdk.cli import cli
+
+    monkeypatch.setenv(tune.POLYPHASE_ENV, "fast")
+    r = CliRunner().invoke(cli, ["sample", "dcgan-digiface-64", "--seeds", "0-1", "--outdir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code != 0
+    assert "GANZOO_POLYPHASE='fast'" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "o").exists()  # nothing half-written

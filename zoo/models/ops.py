@@ -446,7 +446,8 @@ def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
                                                                                      or wt.requires_grad)) \
             or _forward_ad_or_functorch():  # the probe's timing runs would be transformed too
         return False
-    key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]), _weight_layout(x) == torch.channels_last)
+    cl = _weight_layout(x) == torch.channels_last
+    key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]), cl)
     on = CPU_POLYPHASE.get(key)
     if on is None:
         if CPU_POLYPHASE_PROBE is None:
