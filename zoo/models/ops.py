@@ -390,9 +390,13 @@ def conv2d_resample(
         x = F.conv2d(x, w)
         return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up, separable=separable)
     x = _channels_last_on_cpu(x, "conv_transpose")  # see CPU_CHANNELS_LAST
-    wt = from_frozen(w, ("transposed", flip_weight, _weight_layout(x)),
-                     lambda w: _transposed_weight(w, flip_weight, _weight_layout(x)))
-    return _conv_transpose_fir(x, wt, f, up, padding, separable)
+    return _conv_transpose_fir(x, _transposed_operand(w, flip_weight, x), f, up, padding, separable)
+
+
+def _transposed_operand(w: torch.Tensor, flip_weight: bool, x: torch.Tensor) -> torch.Tensor:
+    """:func:`_transposed_weight` of ``w`` laid out for ``x``, kept per frozen weight (:func:`from_frozen`)."""
+    layout = _weight_layout(x)
+    return from_frozen(w, ("transposed", flip_weight, layout), lambda w: _transposed_weight(w, flip_weight, layout))
 
 
 def _weight_layout(x: torch.Tensor) -> torch.memory_format:
@@ -558,9 +562,7 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         # scale the cached transposed operand ([I, O, k, k], laid out for oneDNN) instead of the [O, I] weight,
         # so the modulated weight needs no per-call transposing copy
         x = _channels_last_on_cpu(x, "conv_transpose")
-        layout = _weight_layout(x)
-        wt = from_frozen(weight, ("transposed", flip_weight, layout),
-                         lambda w: _transposed_weight(w, flip_weight, layout))
+        wt = _transposed_operand(weight, flip_weight, x)
         if _polyphase(x, wt, up):  # scale the four cached phase kernels ([O, I, ...]) instead
             s_in, s_out = styles.reshape(1, -1, 1, 1), scale.reshape(-1, 1, 1, 1)
             phases = [k * s_in * s_out for k in from_frozen(wt, ("phases",), phase_kernels)]
