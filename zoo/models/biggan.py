@@ -31,6 +31,13 @@ from torch import nn
 
 from ..base import GanGenerator
 from ..registry import ModelEntry, register_architecture, register_models
+from .ops import on_host
+
+
+@on_host
+def _random_unit(n: int) -> torch.Tensor:
+    """A random unit vector: the initial power-iteration state (the checkpoint's values replace it)."""
+    return F.normalize(torch.randn(n), dim=0)
 
 
 class _SpectralNormLayer(nn.Module):
@@ -42,8 +49,8 @@ class _SpectralNormLayer(nn.Module):
         in_features = int(math.prod(weight_shape[1:]))
         self.weight_orig = nn.Parameter(torch.randn(*weight_shape))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        self.register_buffer("weight_u", F.normalize(torch.randn(out_features), dim=0))
-        self.register_buffer("weight_v", F.normalize(torch.randn(in_features), dim=0))
+        self.register_buffer("weight_u", _random_unit(out_features))
+        self.register_buffer("weight_v", _random_unit(in_features))
         self.eps = eps
 
     def weight(self) -> torch.Tensor:

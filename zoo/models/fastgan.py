@@ -37,7 +37,7 @@ from torch import nn
 
 from ..base import GanGenerator
 from ..registry import ModelEntry, register_architecture, register_models
-from .ops import normalize_2nd_moment
+from .ops import embedding, normalize_2nd_moment
 
 NOISE_MODES = ("random", "none", "const")
 #: ``nfc_multi`` of FastGAN-pytorch ``models.py`` (channels = int(mult * ngf)).
@@ -343,7 +343,7 @@ class ProjectedSynthesis(nn.Module):
         if img_resolution > 512:
             self.feat_1024 = make(nfc[512], nfc[1024])
         if cond:
-            self.embed = nn.Embedding(num_classes, z_dim)
+            self.embed = embedding(num_classes, z_dim)
 
     def forward(self, ws: torch.Tensor, c: torch.Tensor | None = None, noise_mode: str = "none", *,
                 noise: Sequence[torch.Tensor | None] | None = None, **_: Any) -> torch.Tensor:

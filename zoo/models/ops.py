@@ -21,6 +21,31 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
+def on_host(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Decorator for small constructor-time tensors: compute on the CPU, return on the default device.
+
+    ``zoo.format``'s size check builds each architecture under ``torch.device("meta")``, where out-of-place
+    arithmetic runs torch's Python reference ops; their first use imports ``torch._dynamo``, about a second in
+    a fresh process. In a plain CPU build this changes nothing (same ops, same random stream).
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.device("cpu"):
+            t = fn(*args, **kwargs)
+        return t.to(torch.get_default_device())
+
+    return wrapper
+
+
+def embedding(num_embeddings: int, embedding_dim: int) -> torch.nn.Embedding:
+    """``nn.Embedding`` with its default N(0, 1) init drawn by ``randn`` (the same values): its own ``normal_``
+    init is one of the meta-device ops that import ``torch._dynamo`` (see :func:`on_host`)."""
+    return torch.nn.Embedding(num_embeddings, embedding_dim, _weight=torch.randn(num_embeddings, embedding_dim))
+
+
+@on_host
 def make_filter(taps: Sequence[float]) -> torch.Tensor:
     """Normalised 2-D FIR filter from 1-D taps (outer product), as stored in ``resample_filter`` buffers."""
     f = torch.as_tensor(taps, dtype=torch.float32)

@@ -27,9 +27,10 @@ from torch import nn
 
 from ..base import GanGenerator
 from ..registry import ModelEntry, register_architecture, register_models
-from .ops import upsample2d
+from .ops import on_host, upsample2d
 
 
+@on_host
 def lowpass_kernel(taps: Sequence[float]) -> torch.Tensor:
     """The interpolative resampling kernel: ``taps`` convolved with ``[1, 1]``, outer product, unit sum."""
     k = torch.as_tensor([float(t) for t in taps], dtype=torch.float64)

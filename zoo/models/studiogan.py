@@ -43,6 +43,7 @@ from torch import nn
 
 from ..base import GanGenerator
 from ..registry import ModelEntry, register_architecture, register_models
+from .ops import embedding
 
 BACKBONES = ("deep_conv", "resnet", "big_resnet", "big_resnet_deep_legacy", "big_resnet_deep_studiogan")
 DEEP_BACKBONES = ("big_resnet_deep_legacy", "big_resnet_deep_studiogan")
@@ -335,7 +336,7 @@ class StudioGANGenerator(GanGenerator):
         self.in0 = int(gen_blocks[0][1])
         self.linear0 = _linear(linear0_in, self.in0 * 16, True, sn)
         if uses_shared:
-            self.shared = nn.Embedding(num_classes, g_shared_dim)
+            self.shared = embedding(num_classes, g_shared_dim)
         mods: list[nn.Module] = []
         for spec in specs:
             if spec[0] == "attn":

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..base import StyleGenerator
 from ..registry import ModelEntry, register_architecture, register_models
-from .ops import make_filter
+from .ops import make_filter, on_host
 from .stylegan2 import truncation_centre
 
 NOISE_MODES = ("const", "random", "none")
@@ -75,7 +75,7 @@ class DenseLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2),
                  lr_multiplier: float = 1.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features).div_(lr_multiplier))
         self.bias = nn.Parameter(torch.zeros(out_features))
         self.weight_gain = gain / math.sqrt(in_features) * lr_multiplier
         self.bias_gain = lr_multiplier
@@ -115,6 +115,12 @@ class MappingNetwork(nn.Module):
         return truncate_ws(ws, truncation_centre(self.w_avg, truncation_latent, ws), truncation_psi, truncation_cutoff)
 
 
+@on_host
+def _depthwise_filter(taps: Sequence[float], channels: int) -> torch.Tensor:
+    """``[channels, 1, k, k]``: the normalised blur filter once per channel (a grouped-conv weight)."""
+    return make_filter(taps)[None, None].repeat(channels, 1, 1, 1)
+
+
 class SynthesisLayer(nn.Module):
     """One layer and its epilogue. ``kind``: "const" (4x4/Const), "conv" (3x3, same size), "up" (Conv0_up)."""
 
@@ -131,7 +137,7 @@ class SynthesisLayer(nn.Module):
             self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
             self.weight_gain = math.sqrt(2) / math.sqrt(in_channels * 9)
         if kind == "up":
-            self.register_buffer("blur_filter", make_filter(blur_filter)[None, None].repeat(out_channels, 1, 1, 1))
+            self.register_buffer("blur_filter", _depthwise_filter(blur_filter, out_channels))
         if use_noise:
             self.noise_weight = nn.Parameter(torch.zeros([out_channels]))
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))

@@ -45,7 +45,7 @@ class FullyConnectedLayer(nn.Module):
                  lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
         super().__init__()
         self.activation = activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features).div_(lr_multiplier))
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier

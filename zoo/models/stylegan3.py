@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import StyleGenerator
-from .ops import bias_act, upfirdn2d
+from .ops import bias_act, on_host, upfirdn2d
 from ..registry import ModelEntry, register_architecture, register_models
 from .stylegan2 import FullyConnectedLayer, MappingNetwork
 
@@ -220,6 +220,14 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | 
 
 # --- Modules -----------------------------------------------------------------------------------------
 
+@on_host
+def _disc_frequencies(channels: int, bandwidth: float) -> torch.Tensor:
+    """Random frequencies inside a disc of radius ``bandwidth`` (the values come from the checkpoint)."""
+    freqs = torch.randn([channels, 2])
+    radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
+    return freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
+
+
 class SynthesisInput(nn.Module):
     """Fourier features: a learned per-sample rotation+translation, then the user ``transform``."""
 
@@ -228,19 +236,16 @@ class SynthesisInput(nn.Module):
         self.w_dim, self.channels = w_dim, channels
         self.size = int(size)
         self.sampling_rate, self.bandwidth = float(sampling_rate), float(bandwidth)
-        # Random frequencies inside a disc of radius `bandwidth` (values come from the checkpoint).
-        freqs = torch.randn([channels, 2])
-        radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
-        freqs = freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
+        freqs = _disc_frequencies(channels, bandwidth)
         self.weight = nn.Parameter(torch.randn([channels, channels]))
         self.affine = FullyConnectedLayer(w_dim, 4)
         with torch.no_grad():  # upstream init: zero weight, bias (1, 0, 0, 0) = identity rotation
             self.affine.weight.zero_()
             self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         # Inverse of the user transform of the output image (what gen_images.py writes).
-        self.register_buffer("transform", torch.eye(3, 3))
+        self.register_buffer("transform", on_host(torch.eye)(3, 3))
         self.register_buffer("freqs", freqs)
-        self.register_buffer("phases", torch.rand([channels]) - 0.5)
+        self.register_buffer("phases", torch.rand([channels]).sub_(0.5))
 
     def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
         """``transform`` ([3, 3], the inverse image transform) overrides the buffer for this call."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..base import StyleGenerator
 from ..registry import ModelEntry, register_architecture, register_models
-from .ops import normalize_2nd_moment
+from .ops import embedding, normalize_2nd_moment
 from .stylegan2 import FullyConnectedLayer, truncate_ws
 from .stylegan3 import NOISE_MODES, LayerSpec, SynthesisInput, SynthesisLayer
 
@@ -51,7 +51,7 @@ class MappingNetwork(nn.Module):
                  lr_multiplier: float = 0.01, embed_num: int = 1000, embed_dim: int = 320) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
-        self.embed = nn.Embedding(embed_num, embed_dim)
+        self.embed = embedding(embed_num, embed_dim)
         if c_dim > 0:
             self.embed_proj = FullyConnectedLayer(embed_dim, z_dim, activation="lrelu")
         features = [z_dim * (2 if c_dim > 0 else 1)] + [w_dim] * num_layers

@@ -35,7 +35,7 @@ from torch import nn
 from ..base import StyleGenerator
 from ..registry import ModelEntry, register_architecture, register_models
 from .mobilestylegan import EqualLinear, MappingNetwork
-from .ops import make_filter, upsample2d
+from .ops import make_filter, on_host, upsample2d
 
 #: ``transforms.Normalize`` constants of ``train_styleswin.py`` (ImageNet mean / std).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,6 +46,7 @@ MEAN_LATENT_SAMPLES = 4096
 MEAN_LATENT_SEED = 0
 
 
+@on_host
 def relative_position_index(window: int) -> torch.Tensor:
     """Swin's pairwise index into the ``(2w-1)^2`` bias table for the ``w*w`` tokens of a window."""
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
@@ -53,6 +54,7 @@ def relative_position_index(window: int) -> torch.Tensor:
     return rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
 
 
+@on_host
 def shifted_window_mask(resolution: int, window: int, shift: int) -> torch.Tensor:
     """``[nW, w*w, w*w]``: 0 within a region of the rolled map, -100 across regions."""
     labels = torch.zeros(resolution, resolution)
@@ -78,6 +80,7 @@ def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
 
 
+@on_host
 def sinusoidal_grid(channels: int, height: int, width: int) -> torch.Tensor:
     """``[channels, height, width]``: mmgeneration's SPE2d as StyleSwin configures it (padding_idx 0,
     ``div_half_dim=False``, no centre shift); positions run 1..size, x-grid channels first."""
