@@ -152,7 +152,9 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
             t0 = time.perf_counter()
             z = seeds_to_z(G, chunk, truncation_psi).to(device)
             c = G.make_c(class_idx, len(chunk), device=device)
-            out.append(runner(z, c, truncation_psi).to(torch.float32).cpu())
+            with plan.measuring(G, len(chunk)):
+                img = runner(z, c, truncation_psi)
+            out.append(img.to(torch.float32).cpu())
             plan.record(len(chunk), time.perf_counter() - t0)
             bar.update(len(chunk))
             i += len(chunk)

@@ -114,6 +114,22 @@ def test_memory_budget_caps_the_batch(dcgan, monkeypatch):
         max_batch(dcgan)
 
 
+def test_a_first_job_takes_its_memory_cap_from_its_warm_up_call(dcgan, monkeypatch):
+    tuning = importlib.import_module("sdk.backends.tune")  # the module (sdk.backends.tune is also a function)
+
+    per_image = tuning.per_image_bytes(dcgan)  # the meta-device estimate a later `ganzoo tune` would make
+    factor = tuning.REUSE_HEAP_FACTOR if tuning.configure_allocator() == "reuse" else 1
+    monkeypatch.setenv("GANZOO_MEMORY_BUDGET", str(int(2.5 * per_image * factor)))  # room for batch 2, not 4
+    monkeypatch.setattr(tuning, "per_image_bytes", lambda *a, **k: pytest.fail("the meta-device forward ran"))
+    _, choice = resolve(dcgan)
+    assert choice.source == "adaptive" and choice.max_batch is None  # not known before the first call
+    sdk.generate(dcgan, list(range(12)), backend=choice)
+    assert choice.max_batch == 2  # the warm-up call's module outputs, as the meta forward sums them
+    cached = cached_choice(dcgan)
+    assert cached is not None and cached.max_batch == 2
+    assert sorted(int(b) for b in cached.timings["torch"]) == [1, 2]  # batch 4 would not fit: never tried
+
+
 def test_compiled_package_is_built_once_matches_eager_and_is_reused(dcgan, monkeypatch):
     z = sdk.seeds_to_z(dcgan, [3, 4, 5])
     with torch.no_grad():

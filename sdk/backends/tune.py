@@ -10,13 +10,14 @@ The cache lives in ``<cache>/autotune/``, keyed by the weights sha256 and :func:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -178,33 +179,38 @@ def per_image_bytes(G: Any, noise_mode: str = "const") -> int:
     """
     import copy
 
-    total = 0
-
-    def hook(_m: Any, _i: Any, out: Any) -> None:
-        nonlocal total
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-
-    def run(model: Any, dev: torch.device | str) -> None:
-        handles = [m.register_forward_hook(hook) for m in model.modules()]
-        try:
-            with torch.no_grad():
-                z = torch.zeros(1, model.z_dim, device=dev)
-                c = torch.zeros(1, model.c_dim, device=dev) if model.c_dim else None
-                if c is not None:
-                    c[:, 0] = 1
-                model(z, c, noise_mode=noise_mode)
-        finally:
-            for h in handles:
-                h.remove()
+    def run(model: Any, dev: torch.device | str) -> int:
+        with torch.no_grad(), output_bytes(model) as total:
+            z = torch.zeros(1, model.z_dim, device=dev)
+            c = torch.zeros(1, model.c_dim, device=dev) if model.c_dim else None
+            if c is not None:
+                c[:, 0] = 1
+            model(z, c, noise_mode=noise_mode)
+        return total[0]
 
     try:
-        run(copy.deepcopy(G).to("meta"), "meta")
+        total = run(copy.deepcopy(G).to("meta"), "meta")
     except Exception:  # noqa: BLE001 - an op without a meta kernel: measure on the real model
-        total = 0
-        run(G, _device(G))
+        total = run(G, _device(G))
     return max(total, 1)
+
+
+@contextlib.contextmanager
+def output_bytes(model: torch.nn.Module) -> Iterator[list[int]]:
+    """``[bytes]``: the size of every tensor that ``model`` or one of its modules returns inside the block."""
+    total = [0]
+
+    def hook(_m: Any, _i: Any, out: Any) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel() * t.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        yield total
+    finally:
+        for h in handles:
+            h.remove()
 
 
 #: With freed memory kept for reuse (sdk.backends.allocator) a CPU process's peak RSS per image was 1.5-3x the
@@ -216,11 +222,15 @@ REUSE_HEAP_FACTOR = 3
 def max_batch(G: Any, noise_mode: str = "const") -> int:
     if not isinstance(G, torch.nn.Module):
         return max(PROBE_BATCHES)
+    return batch_cap(G, per_image_bytes(G, noise_mode))
+
+
+def batch_cap(G: torch.nn.Module, per_image: int) -> int:
+    """The largest batch the memory budget allows for ``per_image`` bytes of activations per image."""
     device = _device(G)
-    per_image = per_image_bytes(G, noise_mode)
     if device.type == "cpu" and configure_allocator() == "reuse":
         per_image *= REUSE_HEAP_FACTOR
-    return max(1, min(max(PROBE_BATCHES) * 4, memory_budget(device) // per_image))
+    return max(1, min(max(PROBE_BATCHES) * 4, memory_budget(device) // max(per_image, 1)))
 
 
 # --- per-machine kernel layouts ----------------------------------------------------------------------------------
@@ -636,6 +646,20 @@ class BatchPlan:
         self._runs: dict[int, int] = {}
         self._misses = 0
 
+    @contextlib.contextmanager
+    def measuring(self, G: Any, size: int) -> Iterator[None]:
+        """Wraps each call of the job. An adaptive plan given no memory cap (``choice.max_batch`` None) takes it
+        from its warm-up call: the module outputs of that real call, summed as :func:`per_image_bytes` sums a
+        meta-device forward, without that forward's cost (its meta arithmetic imports ``torch._dynamo``)."""
+        if not (self._warming and self.choice.max_batch is None and isinstance(G, torch.nn.Module)):
+            yield
+            return
+        with output_bytes(G) as total:
+            yield
+        cap = batch_cap(G, total[0] // max(size, 1))
+        self.choice.max_batch = cap
+        self.schedule = self.schedule[:1] + [b for b in self.schedule[1:] if b <= cap]
+
     def next_size(self, remaining: int) -> int:
         if not self.adaptive:
             return min(int(self.choice.batch_size or DEFAULT_BATCH), remaining)
@@ -732,7 +756,7 @@ def _resolve(G: Any, backend: str, batch_size: int | None, noise_mode: str, trun
                                          {f"torch-{precision}": timings}, layouts, None, fp, precision)
         # its best batch differs from fp32's (AMD Zen 5, 256 px: bf16 fastest at batch 8, fp32 at 1-2): measure it
         return runner, BackendChoice("torch", None, "adaptive", f"{what}; batch size measured while sampling", {},
-                                     layouts, max_batch(G, noise_mode), fp, precision)
+                                     layouts, None, fp, precision)  # max_batch: from the warm-up call
     if backend != "auto":
         if batch_size is None:
             batch_size = _best_cached_batch(G, backend) or DEFAULT_BATCH
@@ -757,7 +781,8 @@ def _resolve(G: Any, backend: str, batch_size: int | None, noise_mode: str, trun
         cached.layouts = layouts
         return runner, cached
     runner = make_runner(G, "torch", noise_mode, truncation_cutoff, **forward_kwargs)
-    cap = max_batch(G, noise_mode) if is_module else max(PROBE_BATCHES)
+    # an adaptive plan takes its memory cap from its warm-up call (BatchPlan.measuring)
+    cap = None if is_module and batch_size is None else max_batch(G, noise_mode)
     reason = "eager torch; batch size measured while sampling (no cached choice for this model and machine)"
     if batch_size is not None:
         reason = f"eager torch at the given batch size {batch_size} (no cached choice)"
