@@ -58,3 +58,19 @@ def test_an_asymmetric_filter_is_convolved_not_correlated():
     f = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.5, 3.0]], dtype=torch.float64)
     got = ops.upfirdn2d(x, f, padding=(1, 1, 1, 1))
     torch.testing.assert_close(got, reference(x, f, 1, 1, (1, 1, 1, 1), 1.0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [3, 20])
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 2, 1], [1, 5, 10, 10, 5, 1]])  # odd taps: the F.pad form
+@pytest.mark.parametrize("one_d", [False, True])  # a 1-D factor, as stylegan2's separable-FIR switch passes it
+def test_upsample2d_matches_the_reference(channels, taps, one_d):
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, channels, 5, 6, generator=gen, dtype=torch.float64)
+    f2 = ops.make_filter(taps).to(torch.float64)
+    f = f2.sum(dim=0) / f2.sum().sqrt() if one_d else f2
+    fw = len(taps)
+    p0, p1 = (fw + 1) // 2, (fw - 2) // 2
+    got = ops.upsample2d(x, f)
+    want = reference(x, f2, 2, 1, (p0, p1, p0, p1), gain=4)
+    assert got.shape == want.shape == (2, channels, 10, 12)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
