@@ -53,6 +53,28 @@ def test_fused_epilogue_matches_reference(up, activation, noise_mode):
     torch.testing.assert_close(g_out, g_ref, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("noise_mode", ["const", "none"])
+def test_batch1_fused_form_matches_reference(up, noise_mode, monkeypatch):
+    """Styles and demodulation folded into the weight, the bias added inside the last convolution."""
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", True)
+    calls = []
+    real = ops._fused_modconv_batch1
+    monkeypatch.setattr(ops, "_fused_modconv_batch1", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    layer = SynthesisLayer(8, 6, w_dim=5, resolution=8, up=up, conv_clamp=0.5).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+        layer.noise_strength.fill_(0.7)
+        x = torch.randn(1, 8, 8 // up, 8 // up, dtype=torch.float64)
+        w = torch.randn(1, 5, dtype=torch.float64)
+        out = layer(x, w, noise_mode=noise_mode)
+        noise = layer.noise_const * layer.noise_strength if noise_mode == "const" else None
+        ref = reference(layer, x, w, noise, 1.0)
+    assert calls, "the fused batch-1 form did not run"
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="unknown activation 'tanh'"):
         SynthesisLayer(4, 4, w_dim=4, resolution=8, activation="tanh")

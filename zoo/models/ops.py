@@ -338,8 +338,11 @@ def upfirdn2d(
     gain: float = 1.0,
     flip_filter: bool = False,
     separable: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Upsample by zero insertion, pad/crop (x0, x1, y0, y1), FIR-filter, downsample by striding.
+
+    ``bias`` ([C]) is added to the result, inside the (last) filter convolution rather than as a pass of its own.
 
     ``separable=True`` filters with two 1-D passes when ``f`` is an outer product (fewer FLOPs at
     high resolution; equal to the 2-D pass up to float rounding).
@@ -372,9 +375,9 @@ def upfirdn2d(
         col, row = parts
         g = gain ** 0.5
         x = F.conv2d(x, (row * g).reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c, padding=(0, pad_hw[1]))
-        x = F.conv2d(x, (col * g).reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c, padding=(pad_hw[0], 0))
+        x = F.conv2d(x, (col * g).reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), bias, groups=c, padding=(pad_hw[0], 0))
     else:
-        x = F.conv2d(x, (f * gain)[None, None].repeat(c, 1, 1, 1), groups=c, padding=pad_hw)
+        x = F.conv2d(x, (f * gain)[None, None].repeat(c, 1, 1, 1), bias, groups=c, padding=pad_hw)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -463,7 +466,8 @@ def _transposed_weight(w: torch.Tensor, flip_weight: bool, layout: torch.memory_
 
 
 def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: int, padding: int,
-                        separable: bool, phases: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                        separable: bool, phases: Sequence[torch.Tensor] | None = None,
+                        bias: torch.Tensor | None = None) -> torch.Tensor:
     """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference.
 
     ``phases``: :func:`phase_kernels` of ``wt`` when the caller made them (else derived, cached, on demand).
@@ -481,7 +485,8 @@ def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: 
             x = x[:, :, pt:-pt, pt:-pt]
     else:
         x = F.conv_transpose2d(x, wt, stride=up, padding=pt)
-    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable)
+    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable,
+                     bias=bias)
 
 
 def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
@@ -599,6 +604,8 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         scale = _demod_coefs(weight, styles)[0] * out_scale
     else:
         scale = torch.full_like(weight[:, 0, 0, 0], out_scale)
+    # the bias goes into the last convolution (oneDNN adds it there) instead of a pass over the activations
+    b = None if bias is None else (bias.to(x.dtype) * out_scale)
     if up > 1 and weight.shape[2] > 1:
         # scale the cached transposed operand ([I, O, k, k], laid out for oneDNN) instead of the [O, I] weight,
         # so the modulated weight needs no per-call transposing copy
@@ -607,16 +614,19 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         if _polyphase(x, wt, up):  # scale the four cached phase kernels ([O, I, ...]) instead
             s_in, s_out = styles.reshape(1, -1, 1, 1), scale.reshape(-1, 1, 1, 1)
             phases = [k * s_in * s_out for k in from_frozen(wt, ("phases",), phase_kernels)]
-            x = _conv_transpose_fir(x, wt, resample_filter, up, padding, separable, phases)
+            x = _conv_transpose_fir(x, wt, resample_filter, up, padding, separable, phases, bias=b)
         else:
             wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
-            x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable)
+            x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable, bias=b)
+    elif up == 1:  # never Winograd here (see _fuse_batch1)
+        w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
+        x = F.conv2d(x, (w if flip_weight else w.flip([2, 3])).to(x.dtype), b, padding=padding)
     else:
         w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
         x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
                             separable=separable)
-    if bias is not None:
-        x = x.add_((bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1))
+        if b is not None:
+            x = x.add_(b.reshape(1, -1, 1, 1))
     if noise is not None:
         x = x.add_(noise.to(x.dtype) * out_scale)
     return x
