@@ -71,11 +71,12 @@ ARCH_FIXTURES = [
 
 BUILD_ALL = r"""
 import json, sys
+from pathlib import Path
 import zoo, zoo.format
 from zoo.registry import get_architecture
 out = {}
 for folder in sys.argv[1:]:
-    cfg = zoo.format.read_config(__import__("pathlib").Path(folder))
+    cfg = zoo.format.read_config(Path(folder))
     zoo.format._build_checked(get_architecture(cfg["architecture"]), cfg, folder)
     out[cfg["architecture"]] = "torch._dynamo" in sys.modules
 print(json.dumps(out))

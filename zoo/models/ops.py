@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ def on_host(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> torch.Tensor:
         with torch.device("cpu"):
             t = fn(*args, **kwargs)
         return t.to(torch.get_default_device())
@@ -618,15 +618,15 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         else:
             wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
             x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable, bias=b)
-    elif up == 1:  # never Winograd here (see _fuse_batch1)
-        w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
-        x = F.conv2d(x, (w if flip_weight else w.flip([2, 3])).to(x.dtype), b, padding=padding)
     else:
-        w = weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)
-        x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
-                            separable=separable)
-        if b is not None:
-            x = x.add_(b.reshape(1, -1, 1, 1))
+        w = (weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)).to(x.dtype)
+        if up == 1:  # never Winograd here (see _fuse_batch1)
+            x = F.conv2d(x, w if flip_weight else w.flip([2, 3]), b, padding=padding)
+        else:  # a 1x1 kernel with upsampling
+            x = conv2d_resample(x, w, f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+                                separable=separable)
+            if b is not None:
+                x = x.add_(b.reshape(1, -1, 1, 1))
     if noise is not None:
         x = x.add_(noise.to(x.dtype) * out_scale)
     return x
