@@ -63,6 +63,24 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what:
     assert err <= tol, f"{what}: max-abs error {err:.3g} exceeds tolerance {tol:g}"
 
 
+@pytest.fixture
+def shape_choice_state():
+    """Restore the per-layer-shape kernel choices (polyphase, Winograd tiles as rows) and their probes after a test."""
+    import importlib
+
+    from zoo.models import ops
+
+    saved = [(dict(table), name) for table, name in ((ops.CPU_POLYPHASE, "CPU_POLYPHASE_PROBE"),
+                                                      (ops.CPU_WINOGRAD_ROWS, "CPU_WINOGRAD_ROWS_PROBE"))]
+    probes = {name: getattr(ops, name) for _, name in saved}
+    yield
+    for (table, name), live in zip(saved, (ops.CPU_POLYPHASE, ops.CPU_WINOGRAD_ROWS)):
+        live.clear()
+        live.update(table)
+        setattr(ops, name, probes[name])
+    importlib.import_module("sdk.backends.tune")._SHAPE_MEMO.clear()
+
+
 @pytest.fixture(scope="session")
 def converted_fixture(tmp_path_factory: pytest.TempPathFactory):
     """``converted_fixture(name, file)`` -> folder converted once per session with the project converter."""

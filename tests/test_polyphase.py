@@ -20,17 +20,6 @@ tune = importlib.import_module("sdk.backends.tune")
 PKL = "network-snapshot-000000.pkl"
 
 
-@pytest.fixture
-def polyphase_state():
-    """Restore the module-level choice table and probe after a test."""
-    table, probe = dict(ops.CPU_POLYPHASE), ops.CPU_POLYPHASE_PROBE
-    yield
-    ops.CPU_POLYPHASE.clear()
-    ops.CPU_POLYPHASE.update(table)
-    ops.CPU_POLYPHASE_PROBE = probe
-    tune._POLYPHASE_MEMO.clear()
-
-
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("size", [(7, 6), (1, 1), (4, 9)])
 def test_polyphase_equals_the_transposed_convolution(size, channels_last):
@@ -48,7 +37,7 @@ def test_polyphase_equals_the_transposed_convolution(size, channels_last):
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_upstream_golden_through_the_polyphase_form(fused, converted_fixture, polyphase_state, monkeypatch):
+def test_upstream_golden_through_the_polyphase_form(fused, converted_fixture, shape_choice_state, monkeypatch):
     name = "sg2ada_uncond_64"
     G = zoo.load(converted_fixture(name, PKL), quiet=True)
     calls = []
@@ -72,7 +61,7 @@ def test_upstream_golden_through_the_polyphase_form(fused, converted_fixture, po
     assert all(ops.CPU_POLYPHASE.values()) and len(ops.CPU_POLYPHASE) >= 1
 
 
-def test_choice_is_timed_once_per_shape_kept_and_applied(polyphase_state, monkeypatch):
+def test_choice_is_timed_once_per_shape_kept_and_applied(shape_choice_state, monkeypatch):
     tune.apply_kernel_layouts(torch.device("cpu"))  # the other per-machine choices, timed here once
     shape = (32, 16, 24, 24, True)
     on = tune.probe_polyphase(shape)
@@ -83,7 +72,7 @@ def test_choice_is_timed_once_per_shape_kept_and_applied(polyphase_state, monkey
     # a second process reads the kept answer (flipped here to prove it is read, not re-measured)
     rec["on"] = not on
     files[0].write_text(json.dumps({**json.loads(files[0].read_text()), "shapes": {"32,16,24,24,1": rec}}))
-    tune._POLYPHASE_MEMO.clear()
+    tune._SHAPE_MEMO.clear()
     monkeypatch.setattr(tune, "_once", lambda _fn: pytest.fail("a kept shape was timed again"))
     tune.apply_kernel_layouts(torch.device("cpu"))
     assert ops.CPU_POLYPHASE[shape] is (not on)
@@ -92,7 +81,7 @@ def test_choice_is_timed_once_per_shape_kept_and_applied(polyphase_state, monkey
     assert ("32->16 ch @ 24x24 channels-last" in settings["polyphase_upconv"]) == (not on)
 
 
-def test_unseen_shape_is_probed_at_first_use(polyphase_state, monkeypatch):
+def test_unseen_shape_is_probed_at_first_use(shape_choice_state, monkeypatch):
     probed = []
     monkeypatch.setattr(ops, "CPU_POLYPHASE_PROBE", lambda shape: probed.append(shape) or True)
     ops.CPU_POLYPHASE.clear()
@@ -111,7 +100,7 @@ def test_unseen_shape_is_probed_at_first_use(polyphase_state, monkeypatch):
     assert torch.equal(a, b)
 
 
-def test_env_forces_the_form_and_refuses_a_bad_value(polyphase_state, monkeypatch):
+def test_env_forces_the_form_and_refuses_a_bad_value(shape_choice_state, monkeypatch):
     monkeypatch.setenv(tune.POLYPHASE_ENV, "0")
     tune.apply_kernel_layouts(torch.device("cpu"))
     assert ops.CPU_POLYPHASE == {} and ops.CPU_POLYPHASE_PROBE((8, 8, 8, 8, False)) is False
@@ -123,7 +112,7 @@ def test_env_forces_the_form_and_refuses_a_bad_value(polyphase_state, monkeypatc
         tune.apply_kernel_layouts(torch.device("cpu"))
 
 
-def test_training_and_tracing_keep_the_transposed_convolution(polyphase_state):
+def test_training_and_tracing_keep_the_transposed_convolution(shape_choice_state):
     ops.CPU_POLYPHASE.clear()
     ops.CPU_POLYPHASE_PROBE = lambda _shape: True
     x = torch.randn(1, 6, 5, 5, requires_grad=True)
@@ -133,7 +122,7 @@ def test_training_and_tracing_keep_the_transposed_convolution(polyphase_state):
     assert not ops._polyphase(x.detach().double(), wt.double(), 2)
 
 
-def test_sampling_reports_the_shapes_it_ran_polyphase(converted_fixture, polyphase_state, monkeypatch):
+def test_sampling_reports_the_shapes_it_ran_polyphase(converted_fixture, shape_choice_state, monkeypatch):
     import sdk
     from sdk.backends import cached_choice
 
@@ -145,7 +134,7 @@ def test_sampling_reports_the_shapes_it_ran_polyphase(converted_fixture, polypha
     assert cached_choice(G).kernels["polyphase_upconv"] == on
 
 
-def test_cli_refuses_a_bad_polyphase_setting_in_one_line(tmp_path, monkeypatch, polyphase_state):
+def test_cli_refuses_a_bad_polyphase_setting_in_one_line(tmp_path, monkeypatch, shape_choice_state):
     from click.testing import CliRunner
 
     from sdk.cli import cli

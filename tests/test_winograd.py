@@ -232,13 +232,15 @@ def test_winograd_and_polyphase_keep_forward_mode_derivatives(monkeypatch):
 
     monkeypatch.setattr(ops, "CPU_POLYPHASE", {})
     monkeypatch.setattr(ops, "CPU_POLYPHASE_PROBE", lambda _shape: pytest.fail("probed inside a transform"))
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_ROWS", {})
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_ROWS_PROBE", lambda _shape: pytest.fail("probed inside a transform"))
     jac_ref = torch.func.jacrev(ref)(x.flatten())
     with ops.cpu_winograd(4, 0):
         jac = torch.func.jacfwd(net)(x.flatten())
         tangent = torch.randn(x.numel(), generator=gen)
         with fwad.dual_level():
             jvp = fwad.unpack_dual(net(fwad.make_dual(x.flatten(), tangent))).tangent
-    assert not ops.CPU_POLYPHASE  # nothing decided (or timed) under the transforms
+    assert not ops.CPU_POLYPHASE and not ops.CPU_WINOGRAD_ROWS  # nothing decided (or timed) under the transforms
     torch.testing.assert_close(jac, jac_ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(jvp, jac_ref @ tangent, rtol=1e-4, atol=1e-4)
 
@@ -251,11 +253,11 @@ def test_winograd_probe_stops_timing_a_tile_far_behind(monkeypatch):
     calls = {2: 0, 4: 0}
     real = ops.conv3x3_winograd
 
-    def counted(x, w, m=4, pointwise=False):
+    def counted(x, w, m=4, pointwise=False, **kw):
         calls[m] += 1
         if m == 2:
             time_module.sleep(0.05)  # far slower than either other choice on every layer
-        return real(x, w, m, pointwise)
+        return real(x, w, m, pointwise, **kw)
 
     monkeypatch.setattr(ops, "conv3x3_winograd", counted)
     monkeypatch.setattr(tuning, "_WINOGRAD_MEMO", {})
@@ -264,3 +266,123 @@ def test_winograd_probe_stops_timing_a_tile_far_behind(monkeypatch):
     assert calls[2] == 2 * n  # warm-up and one timed round, then dropped
     assert calls[4] in (2 * n, 4 * n)  # F(4x4) is kept unless it too fell far behind
     assert tile != 2
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("m", [2, 4])
+def test_rows_form_equals_the_modulated_direct_convolution(m, channels_last):
+    gen = torch.Generator().manual_seed(20 + m)
+    for n, c, o, h, wd in SHAPES:
+        x, w = torch.randn(n, c, h, wd, generator=gen), torch.randn(o, c, 3, 3, generator=gen)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        s, d = torch.rand(n, c, generator=gen) + 0.5, torch.rand(n, o, generator=gen) + 0.5
+        b = torch.randn(o, generator=gen)
+        plain = _ref(x, w)
+        scaled = _ref(x * s[:, :, None, None], w)
+        for kw, ref in (({}, plain), ({"in_scale": s}, scaled),
+                        ({"out_scale": d}, plain * d[:, :, None, None].double()),
+                        ({"bias": b}, plain + b[None, :, None, None].double()),
+                        ({"in_scale": s, "out_scale": d, "bias": b},
+                         scaled * d[:, :, None, None].double() + b[None, :, None, None].double())):
+            with torch.no_grad():
+                y = ops.conv3x3_winograd(x, w, m, form="rows", **kw)
+                by_point = ops.conv3x3_winograd(x, w, m, **kw)
+            assert y.shape == ref.shape and y.is_contiguous(memory_format=torch.channels_last) or h % m or wd % m
+            for got, form in ((y, "rows"), (by_point, "points")):
+                err = (got.double() - ref).abs().max().item() / ref.abs().max().item()
+                assert err <= REL_TOL[m], f"F({m}x{m}) {form} {list(x.shape)} {sorted(kw)}: relative max-abs {err:.2g}"
+    with pytest.raises(ValueError, match="form must be 'points' or 'rows'"):
+        ops.conv3x3_winograd(x, w, m, form="columns")
+
+
+def test_rows_form_runs_where_the_table_says_and_only_in_eager_inference(shape_choice_state, monkeypatch):
+    calls = []
+    real = ops._winograd_grouped
+    monkeypatch.setattr(ops, "_winograd_grouped", lambda *a: calls.append(a[0].shape) or real(*a))
+    gen = torch.Generator().manual_seed(3)
+    x, w = torch.randn(1, 8, 12, 12, generator=gen), torch.randn(8, 8, 3, 3, generator=gen)
+    styles, bias, noise = torch.rand(1, 8, generator=gen) + 0.5, torch.randn(8, generator=gen), torch.randn(12, 12)
+    ops.CPU_WINOGRAD_ROWS.clear()
+    probed = []
+    ops.CPU_WINOGRAD_ROWS_PROBE = lambda shape: probed.append(shape) or True
+    with ops.cpu_winograd(0), torch.no_grad():
+        direct = [ops.modulated_conv2d(x, w, styles, noise, padding=1, bias=bias, demodulate=dm, out_scale=sc,
+                                       flip_weight=fl) for dm, sc, fl in ((True, 1.0, True), (False, 0.5, False))]
+    assert not calls and not probed  # Winograd off: no choice made
+    with ops.cpu_winograd(4), torch.no_grad():
+        rows = [ops.modulated_conv2d(x, w, styles, noise, padding=1, bias=bias, demodulate=dm, out_scale=sc,
+                                     flip_weight=fl) for dm, sc, fl in ((True, 1.0, True), (False, 0.5, False))]
+        assert ops.conv2d_resample(x, w, padding=1).shape == (1, 8, 12, 12)  # plain layers use the table too
+    assert probed == [(4, 8, 8, 12, 12)] and len(calls) == 3  # probed once, kept
+    for got, ref in zip(rows, direct):
+        assert (got - ref).abs().max() <= REL_TOL[4] * ref.abs().max()
+    calls.clear()
+    with ops.cpu_winograd(4):
+        xg = x.clone().requires_grad_()
+        y = ops.modulated_conv2d(xg, w, styles, noise, padding=1, bias=bias)  # autograd: the GEMM-per-point form
+        (g,) = torch.autograd.grad(y.sum(), [xg])
+        assert not calls and torch.isfinite(g).all()
+        assert (y.detach() - rows[0]).abs().max() <= REL_TOL[4] * rows[0].abs().max()
+        ops.CPU_WINOGRAD_ROWS[(4, 8, 8, 12, 12)] = False
+        with torch.no_grad():
+            ops.modulated_conv2d(x, w, styles, noise, padding=1, bias=bias)
+        assert not calls  # the table said by point
+
+
+def test_stylegan2_fixture_reproduces_its_goldens_with_rows_form(converted_fixture, shape_choice_state, monkeypatch):
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    gold, man = golden(name), manifest(name)
+    calls = sg2_golden_calls(G, gold["z"], None)
+    ran = []
+    real = ops._winograd_grouped
+    monkeypatch.setattr(ops, "_winograd_grouped", lambda *a: ran.append(a[0].shape) or real(*a))
+    ops.CPU_WINOGRAD_ROWS.clear()
+    ops.CPU_WINOGRAD_ROWS_PROBE = lambda _shape: True
+    with ops.cpu_winograd(4), torch.no_grad():
+        for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
+            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with Winograd tiles as rows")
+    n3 = sum(1 for mod in G.modules() if getattr(mod, "up", None) == 1 and getattr(mod, "weight", None) is not None
+             and mod.weight.ndim == 4 and mod.weight.shape[2] == 3)
+    assert n3 > 0 and len(ran) >= 3 * n3  # every stride-1 3x3 layer of each call ran as rows
+
+
+def test_rows_choice_is_timed_once_per_shape_kept_forced_by_env(shape_choice_state, monkeypatch):
+    import importlib
+    import json
+
+    from sdk.backends import BackendError
+
+    tuning = importlib.import_module("sdk.backends.tune")
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    shape = (4, 16, 16, 24, 24)
+    on = tuning.probe_winograd_rows(shape)
+    files = list(tuning._autotune_dir().glob("winograd-rows-*.json"))
+    assert len(files) == 1
+    rec = json.loads(files[0].read_text())["shapes"]["4,16,16,24,24"]
+    assert rec["on"] == on == (rec["rows_ms"] <= rec["points_ms"] * tuning.FORM_MIN_GAIN)
+    rec["on"] = not on  # flipped: a second process must read it, not measure again
+    files[0].write_text(json.dumps({**json.loads(files[0].read_text()), "shapes": {"4,16,16,24,24": rec}}))
+    tuning._SHAPE_MEMO.clear()
+    monkeypatch.setattr(tuning, "_once", lambda _fn: pytest.fail("a kept shape was timed again"))
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    assert ops.CPU_WINOGRAD_ROWS[shape] is (not on) and ops.CPU_WINOGRAD_ROWS_PROBE is tuning.probe_winograd_rows
+    assert ("F(4x4) 16->16 ch @ 24x24" in tuning.kernel_settings(torch.device("cpu"))["winograd_rows"]) == (not on)
+    monkeypatch.setenv(tuning.WINOGRAD_ROWS_ENV, "1")
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    assert ops.CPU_WINOGRAD_ROWS == {} and ops.CPU_WINOGRAD_ROWS_PROBE(shape) is True
+    monkeypatch.setenv(tuning.WINOGRAD_ROWS_ENV, "rows")
+    with pytest.raises(BackendError, match=r"GANZOO_WINOGRAD_ROWS='rows': use 0 .* 1 .* auto"):
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+
+
+def test_info_names_the_layers_that_run_tiles_as_rows():
+    from sdk.cli.models import _kernels_text
+
+    text = _kernels_text({"kernels": {"winograd": {"tile": 4, "min_channels": 256},
+                                      "winograd_rows": ["F(4x4) 256->256 ch @ 128x128"]}})
+    assert "Winograd F(4x4) for >= 256 input channels" in text
+    assert "Winograd tiles as rows for F(4x4) 256->256 ch @ 128x128" in text
+    assert "tiles as rows" not in _kernels_text({"kernels": {"winograd": {"tile": 4, "min_channels": 256},
+                                                             "winograd_rows": []}})

@@ -442,13 +442,35 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
     return forms
 
 
-_POLYPHASE_MEMO: dict[str, dict[str, dict[str, Any]]] = {}
+_SHAPE_MEMO: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (choice, machine key) -> shape records
 POLYPHASE_ENV = "GANZOO_POLYPHASE"
+WINOGRAD_ROWS_ENV = "GANZOO_WINOGRAD_ROWS"
 
 
-def _polyphase_file() -> tuple[str, Path]:
+def _shape_file(choice: str) -> tuple[str, Path]:
     key = fingerprint_key(fingerprint("cpu"))
-    return key, _autotune_dir() / f"polyphase-{key}.json"
+    return key, _autotune_dir() / f"{choice}-{key}.json"
+
+
+def _known_shapes(choice: str, refresh: bool) -> dict[tuple[int, ...], bool]:
+    """The layer shapes already timed on this machine for a per-shape choice, each with whether the form won."""
+    key, path = _shape_file(choice)
+    if refresh:
+        _SHAPE_MEMO.pop((choice, key), None)
+    if (choice, key) not in _SHAPE_MEMO:
+        data = None if refresh else _read_json(path)
+        _SHAPE_MEMO[(choice, key)] = dict(data["shapes"]) if data is not None else {}
+    return {tuple(int(v) for v in text.split(",")): bool(rec["on"])
+            for text, rec in _SHAPE_MEMO[(choice, key)].items()}
+
+
+def _record_shape(choice: str, shape: tuple[int, ...], record: dict[str, Any]) -> None:
+    key, path = _shape_file(choice)
+    known = _read_json(path)  # another process may have added shapes since this one read the file
+    shapes = {**(known["shapes"] if known is not None else {}), **_SHAPE_MEMO.get((choice, key), {})}
+    shapes[",".join(str(int(v)) for v in shape)] = record
+    _SHAPE_MEMO[(choice, key)] = shapes
+    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "shapes": shapes})
 
 
 def _shape_text(shape: tuple[int, int, int, int, bool]) -> str:
@@ -456,20 +478,21 @@ def _shape_text(shape: tuple[int, int, int, int, bool]) -> str:
     return f"{i}->{o} ch @ {h}x{w}{' channels-last' if cl else ''}"
 
 
+def _winograd_shape_text(shape: tuple[int, int, int, int, int]) -> str:
+    tile, i, o, h, w = shape
+    return f"F({tile}x{tile}) {i}->{o} ch @ {h}x{w}"
+
+
 def kernel_polyphase(refresh: bool = False) -> dict[tuple[int, int, int, int, bool], bool]:
     """The transposed-convolution layer shapes already timed on this machine, each with whether the polyphase form
     (``zoo.models.ops.CPU_POLYPHASE``) won; new shapes are timed as they come by :func:`probe_polyphase`."""
-    key, path = _polyphase_file()
-    if refresh:
-        _POLYPHASE_MEMO.pop(key, None)
-    if key not in _POLYPHASE_MEMO:
-        data = None if refresh else _read_json(path)
-        _POLYPHASE_MEMO[key] = dict(data["shapes"]) if data is not None else {}
-    out = {}
-    for text, rec in _POLYPHASE_MEMO[key].items():
-        i, o, h, w, cl = (int(v) for v in text.split(","))
-        out[(i, o, h, w, bool(cl))] = bool(rec["on"])
-    return out
+    return {(i, o, h, w, bool(cl)): on for (i, o, h, w, cl), on in _known_shapes("polyphase", refresh).items()}
+
+
+def kernel_winograd_rows(refresh: bool = False) -> dict[tuple[int, int, int, int, int], bool]:
+    """The Winograd layer shapes already timed on this machine, each with whether the tiles-as-rows form
+    (``zoo.models.ops.CPU_WINOGRAD_ROWS``) won; new shapes are timed as they come by :func:`probe_winograd_rows`."""
+    return {(t, i, o, h, w): on for (t, i, o, h, w), on in _known_shapes("winograd-rows", refresh).items()}
 
 
 def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
@@ -492,30 +515,58 @@ def probe_polyphase(shape: tuple[int, int, int, int, bool]) -> bool:
     with torch.no_grad():
         t_plain, t_poly = _race(plain, poly)
     on = t_poly <= t_plain * FORM_MIN_GAIN
-    key, path = _polyphase_file()
-    known = _read_json(path)  # another process may have added shapes since this one read the file
-    shapes = {**(known["shapes"] if known is not None else {}), **_POLYPHASE_MEMO.get(key, {})}
-    shapes[",".join(str(int(v)) for v in shape)] = {"on": on, "layer": _shape_text(shape),
-                                                     "transposed_conv_ms": round(t_plain * 1e3, 3),
-                                                     "polyphase_ms": round(t_poly * 1e3, 3)}
-    _POLYPHASE_MEMO[key] = shapes
-    _write_json(path, {"version": CACHE_VERSION, "fingerprint": fingerprint("cpu"), "shapes": shapes})
+    _record_shape("polyphase", shape, {"on": on, "layer": _shape_text(shape), "transposed_conv_ms":
+                                       round(t_plain * 1e3, 3), "polyphase_ms": round(t_poly * 1e3, 3)})
     return on
 
 
-def _apply_polyphase() -> None:
+def probe_winograd_rows(shape: tuple[int, int, int, int, int]) -> bool:
+    """Time one modulated Winograd 3x3 layer of ``shape`` (tile, in, out, H, W) at batch 1 on channels-last input,
+    as StyleGAN2 runs it, in both eager forms (``zoo.models.ops.CPU_WINOGRAD_ROWS``): by point with the styles and
+    demodulation as passes of their own, and tiles as rows with them inside; interleaved, best of 3 as
+    :func:`probe_polyphase`. Rows are used when :data:`FORM_MIN_GAIN` faster. Kept per machine."""
+    from zoo.models.ops import conv3x3_winograd
+
+    tile, i, o, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, i, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(o, i, 3, 3, generator=gen) / (3 * i ** 0.5)
+    s, d = torch.rand(1, i, generator=gen) + 0.5, torch.rand(1, o, generator=gen) + 0.5
+    b = torch.randn(o, generator=gen)
+    points = lambda: torch.addcmul(b.reshape(1, -1, 1, 1), conv3x3_winograd(x * s.reshape(1, -1, 1, 1), wt, tile),  # noqa: E731
+                                   d.reshape(1, -1, 1, 1))
+    rows = lambda: conv3x3_winograd(x, wt, tile, in_scale=s, out_scale=d, bias=b, form="rows")  # noqa: E731
+    with torch.no_grad():
+        t_points, t_rows = _race(points, rows)
+    on = t_rows <= t_points * FORM_MIN_GAIN
+    _record_shape("winograd-rows", shape, {"on": on, "layer": _winograd_shape_text(shape),
+                                           "points_ms": round(t_points * 1e3, 3), "rows_ms": round(t_rows * 1e3, 3)})
+    return on
+
+
+def _apply_shape_choice(env_name: str, table: dict, known: Callable[[], dict], probe: Callable[[Any], bool],
+                        what: tuple[str, str]) -> Callable[[Any], bool]:
+    """Fill ``table`` for a per-shape choice and return its probe: ``$env_name`` 0 / 1 forces the form, auto (the
+    default) takes the shapes known on this machine and measures new ones. ``what``: the off and on forms."""
+    env = os.environ.get(env_name)
+    if env not in (None, "", "0", "1", "auto"):
+        raise BackendError(f"{env_name}={env!r}: use 0 (always {what[0]}), 1 (always {what[1]}) or auto "
+                           "(measured per layer shape, the default)")
+    table.clear()
+    if env in ("0", "1"):
+        return (lambda _shape: True) if env == "1" else (lambda _shape: False)
+    table.update(known())
+    return probe
+
+
+def _apply_shape_choices() -> None:
     from zoo.models import ops
 
-    env = os.environ.get(POLYPHASE_ENV)
-    if env not in (None, "", "0", "1", "auto"):
-        raise BackendError(f"{POLYPHASE_ENV}={env!r}: use 0 (always one transposed convolution), 1 (always the "
-                           "polyphase form) or auto (measured per layer shape, the default)")
-    ops.CPU_POLYPHASE.clear()
-    if env in ("0", "1"):
-        ops.CPU_POLYPHASE_PROBE = (lambda _shape: True) if env == "1" else (lambda _shape: False)
-        return
-    ops.CPU_POLYPHASE.update(kernel_polyphase())
-    ops.CPU_POLYPHASE_PROBE = probe_polyphase
+    ops.CPU_POLYPHASE_PROBE = _apply_shape_choice(POLYPHASE_ENV, ops.CPU_POLYPHASE, kernel_polyphase, probe_polyphase,
+                                                  ("one transposed convolution", "the polyphase form"))
+    ops.CPU_WINOGRAD_ROWS_PROBE = _apply_shape_choice(WINOGRAD_ROWS_ENV, ops.CPU_WINOGRAD_ROWS, kernel_winograd_rows,
+                                                      probe_winograd_rows,
+                                                      ("Winograd GEMMs by point", "Winograd tiles as rows"))
 
 
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
@@ -533,7 +584,7 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     set_cpu_winograd(*kernel_winograd())
     forms = kernel_forms()
     sg2.SEPARABLE_FIR, ops.CPU_FUSED_MODCONV = forms["separable_fir"], forms["fused_modconv"]
-    _apply_polyphase()
+    _apply_shape_choices()
     return layouts
 
 
@@ -548,7 +599,8 @@ def kernel_settings(device: torch.device) -> dict[str, Any]:
     return {"allocator": configure_allocator(),
             "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
             "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
-            "polyphase_upconv": sorted(_shape_text(k) for k, on in ops.CPU_POLYPHASE.items() if on)}
+            "polyphase_upconv": sorted(_shape_text(k) for k, on in ops.CPU_POLYPHASE.items() if on),
+            "winograd_rows": sorted(_winograd_shape_text(k) for k, on in ops.CPU_WINOGRAD_ROWS.items() if on)}
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

@@ -102,4 +102,6 @@ def _kernels_text(choice: dict) -> str:
         parts.append("separable FIR")
     if kernels.get("polyphase_upconv"):
         parts.append("polyphase transposed convs for " + ", ".join(kernels["polyphase_upconv"]))
+    if kernels.get("winograd_rows"):
+        parts.append("Winograd tiles as rows for " + ", ".join(kernels["winograd_rows"]))
     return f"; kernels: {'; '.join(parts)}" if parts else ""

@@ -128,6 +128,18 @@ CPU_WINOGRAD = 0
 CPU_WINOGRAD_MIN_CHANNELS = 0
 
 
+#: Which eager form each Winograd layer runs, per ``(tile, in, out, H, W)``: ``False`` (the default) one GEMM per
+#: transform point, tiles stacked by point; ``True`` tiles as rows (see :func:`_winograd_grouped`), the per-point
+#: GEMMs as one grouped 1x1 convolution and, in a modulated convolution, the styles, demodulation and bias inside
+#: the transform's own passes. Same products, summed in another order. Which is faster depends on the layer and the
+#: CPU (AMD Zen 5, batch 1, by point vs rows: 512 ch at 32 px 6.7 vs 8.2 ms, 256 ch at 128 px 25.5 vs 22.0), so a
+#: shape not in the table is decided by :data:`CPU_WINOGRAD_ROWS_PROBE` when one is set (``sdk.backends.tune`` times
+#: both forms), else runs by point. Batch size is not in the key, so a model gives the same values at every batch
+#: size.
+CPU_WINOGRAD_ROWS: dict[tuple[int, int, int, int, int], bool] = {}
+CPU_WINOGRAD_ROWS_PROBE: Callable[[tuple[int, int, int, int, int]], bool] | None = None
+
+
 #: Batch-1 CPU inference folds the styles and demodulation into the weight (upstream's fused modconv) instead of
 #: scaling the activations, for layers whose activations outnumber their weights (H*W > out_channels*k*k) and that
 #: do not run as Winograd. Off by default; ``sdk.backends.tune.kernel_forms`` times both forms on this machine.
@@ -280,21 +292,29 @@ def _point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.bmm(v, u.transpose(1, 2))
 
 
-def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bool = False) -> torch.Tensor:
+def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bool = False,
+                     in_scale: torch.Tensor | None = None, out_scale: torch.Tensor | None = None,
+                     bias: torch.Tensor | None = None, form: str = "points") -> torch.Tensor:
     """``F.conv2d(x, w, padding=1)`` for a [O, I, 3, 3] weight by Winograd F(m x m, 3x3), m = 2 or 4.
 
-    Tiles of (m+2)^2 input pixels (stride m, from a strided ``unfold`` view) are transformed with ``B^T d B``,
-    multiplied with the transformed weight in one GEMM per transform point (channels as the reduction), and
-    mapped back with ``A^T M A``. By default each transform is one GEMM with the Kronecker-product matrix;
-    ``pointwise=True`` writes them as sums of strided slices instead, for inductor to fuse into one kernel
-    each around the GEMMs. Measured (AMD Zen 5, one thread, 512 ch at 32 px, frozen weights): the pointwise
-    form compiled ran at about half the speed of the GEMM form, which compiled only matched direct
-    convolution, while eager the GEMM form was 1.9x faster than direct convolution.
+    Tiles of (m+2)^2 input pixels (stride m) are transformed with ``B^T d B``, multiplied with the transformed
+    weight in one GEMM per transform point (channels as the reduction), and mapped back with ``A^T M A``.
+    ``in_scale`` ([N, I]), ``out_scale`` ([N, O]) and ``bias`` ([O]) give ``conv(x * in_scale) * out_scale + bias``
+    (a modulated convolution), applied inside the passes the transform makes anyway when that is possible.
+
+    ``form="rows"`` runs eager CPU inference as :func:`_winograd_grouped` (:data:`CPU_WINOGRAD_ROWS` says which
+    layers). Otherwise (the default "points" form, autograd, tracing for compile or export, functorch) each
+    transform is one GEMM with the Kronecker-product matrix, or with ``pointwise=True`` sums of strided slices,
+    for inductor to fuse into one kernel each around the GEMMs. Measured (AMD Zen 5, one thread,
+    512 ch at 32 px, frozen weights): the pointwise form compiled ran at about half the speed of the GEMM form,
+    which compiled only matched direct convolution.
     The result is in channels-last memory order. Exact in real arithmetic; in fp32 its rounding differs from
     direct convolution (F(4x4) more than F(2x2), see tests/test_winograd.py).
     """
     if m not in _WINO_MATS:
         raise ValueError(f"winograd tile must be 2 or 4, not {m!r}")
+    if form not in ("points", "rows"):
+        raise ValueError(f"winograd form must be 'points' or 'rows', not {form!r}")
     n, c, h, wd = x.shape
     o = w.shape[0]
     a = m + 2
@@ -302,6 +322,11 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
     t = n * th * tw
     bt, _, at = _WINO_MATS[m]
     u = winograd_weight(w, m)  # [a*a, O, C]
+    if form == "rows" and not pointwise and _onednn_eager(x, w, *(s for s in (in_scale, out_scale, bias)
+                                                                   if s is not None)):
+        return _winograd_grouped(x, u, m, in_scale, out_scale, bias)
+    if in_scale is not None:
+        x = x * in_scale.to(x.dtype).reshape(n, c, 1, 1)
     xp = F.pad(x, [1, tw * m + 1 - wd, 1, th * m + 1 - h])
     tiles = xp.unfold(2, a, m).unfold(3, a, m).permute(4, 5, 0, 2, 3, 1)  # [a, a, N, th, tw, C], a view
     if pointwise:
@@ -320,7 +345,70 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
         y = _transform(torch.kron(atm, atm), prod.reshape(a * a, t * o)).reshape(m, m, n, th, tw, o)
     # y: [m (row), m (col), N, th, tw, O] -> [N, th*m, tw*m, O], viewed as NCHW
     y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, o)
-    return y[:, :h, :wd].permute(0, 3, 1, 2)
+    y = y[:, :h, :wd].permute(0, 3, 1, 2)
+    if out_scale is not None:
+        y = y * out_scale.to(y.dtype).reshape(n, o, 1, 1)
+    if bias is not None:
+        y = y + bias.to(y.dtype).reshape(1, o, 1, 1)
+    return y
+
+
+def _winograd_grouped(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.Tensor | None,
+                      out_scale: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """Eager CPU inference form of :func:`conv3x3_winograd`, with tiles as rows: [T, point, channel].
+
+    The tiles are gathered (and scaled by ``in_scale``) in one copy, both transforms are batched matmuls by the
+    Kronecker-product matrix over that layout, and the per-point GEMMs are one grouped 1x1 convolution (a group
+    per point) on the channels-last view, which writes its result in the layout the output transform reads; the
+    last pass puts the tiles in place with ``out_scale`` and ``bias``. Against one GEMM per point and a stack,
+    AMD Zen 5, two threads, batch 1: 128 ch at 256 px 33.9 against 38.4 ms (direct convolution 37.5), 256 ch at
+    128 px 22.5 against 25.3.
+    """
+    n, c, h, wd = x.shape
+    o = u.shape[1]
+    a = m + 2
+    p = a * a
+    th, tw = -(-h // m), -(-wd // m)
+    t = n * th * tw
+    bt, _, at = _WINO_MATS[m]
+    btm = torch.tensor(bt, dtype=x.dtype)
+    atm = torch.tensor(at, dtype=x.dtype)
+    xp = F.pad(x, [1, tw * m + 1 - wd, 1, th * m + 1 - h])
+    view = xp.unfold(2, a, m).unfold(3, a, m).permute(0, 2, 3, 4, 5, 1)  # [N, th, tw, a, a, C]
+    tiles = torch.empty(n, th, tw, a, a, c, dtype=x.dtype)
+    if in_scale is None:
+        tiles.copy_(view)
+    else:
+        torch.mul(view, in_scale.to(x.dtype).reshape(n, 1, 1, 1, 1, c), out=tiles)
+    v = torch.matmul(torch.kron(btm, btm), tiles.view(t, p, c))  # [T, P, C]
+    prod = F.conv2d(v.view(1, t, 1, p * c).permute(0, 3, 1, 2), u.reshape(p * o, c, 1, 1), groups=p)  # [1, P*O, T, 1]
+    prod = prod.permute(0, 2, 3, 1).reshape(t, p, o)  # a view when oneDNN kept channels-last
+    y = torch.matmul(torch.kron(atm, atm), prod).view(n, th, tw, m, m, o).permute(0, 1, 3, 2, 4, 5)
+    out = torch.empty(n, th, m, tw, m, o, dtype=x.dtype)
+    s = None if out_scale is None else out_scale.to(x.dtype).reshape(n, 1, 1, 1, 1, o)
+    b = None if bias is None else bias.to(x.dtype).reshape(1, 1, 1, 1, 1, o)
+    if s is not None and b is not None:
+        torch.addcmul(b, y, s, out=out)
+    elif s is not None:
+        torch.mul(y, s, out=out)
+    elif b is not None:
+        torch.add(y, b, out=out)
+    else:
+        out.copy_(y)
+    return out.view(n, th * m, tw * m, o)[:, :h, :wd].permute(0, 3, 1, 2)
+
+
+def _winograd_form(x: torch.Tensor, w: torch.Tensor, *more: torch.Tensor) -> str:
+    """Which eager form of :func:`conv3x3_winograd` this layer runs (see :data:`CPU_WINOGRAD_ROWS`)."""
+    if not _onednn_eager(x, w, *more):
+        return "points"
+    key = (CPU_WINOGRAD, int(w.shape[1]), int(w.shape[0]), int(x.shape[2]), int(x.shape[3]))
+    on = CPU_WINOGRAD_ROWS.get(key)
+    if on is None:
+        if CPU_WINOGRAD_ROWS_PROBE is None:
+            return "points"
+        on = CPU_WINOGRAD_ROWS[key] = bool(CPU_WINOGRAD_ROWS_PROBE(key))
+    return "rows" if on else "points"
 
 
 def _winograd_eligible(x: torch.Tensor, w: torch.Tensor, padding: int) -> bool:
@@ -422,7 +510,8 @@ def conv2d_resample(
     kh, kw = w.shape[2], w.shape[3]
     if up == 1:
         if _winograd_eligible(x, w, padding):  # see CPU_WINOGRAD
-            return conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]), CPU_WINOGRAD)
+            return conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]), CPU_WINOGRAD,
+                                    form=_winograd_form(x, w))
         if not flip_weight:
             w = w.flip([2, 3])
         return F.conv2d(x, w, padding=padding)
@@ -561,6 +650,14 @@ def modulated_conv2d(
     if _fuse_batch1(x, weight, up, padding):
         return _fused_modconv_batch1(x, weight, styles, noise, up, padding, resample_filter, demodulate, flip_weight,
                                      separable, bias, out_scale)
+    if up == 1 and _winograd_eligible(x, weight, padding) and _winograd_form(x, weight, styles) == "rows":
+        # the styles scale the tiles as they are gathered, the demodulation and bias come with the last pass
+        dcoefs = _demod_coefs(weight, styles) * out_scale if demodulate else None
+        if dcoefs is None and out_scale != 1:
+            dcoefs = torch.full((n, out_c), out_scale, dtype=x.dtype, device=x.device)
+        x = conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]), CPU_WINOGRAD, in_scale=styles,
+                             out_scale=dcoefs, bias=None if bias is None else bias * out_scale, form="rows")
+        return x if noise is None else x.add_(noise.to(x.dtype) * out_scale)
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                         flip_weight=flip_weight, separable=separable)
