@@ -303,6 +303,7 @@ def test_rows_form_runs_where_the_table_says_and_only_in_eager_inference(shape_c
     gen = torch.Generator().manual_seed(3)
     x, w = torch.randn(1, 8, 12, 12, generator=gen), torch.randn(8, 8, 3, 3, generator=gen)
     styles, bias, noise = torch.rand(1, 8, generator=gen) + 0.5, torch.randn(8, generator=gen), torch.randn(12, 12)
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)  # the reference: activation scaling, as at batch > 1
     ops.CPU_WINOGRAD_ROWS.clear()
     probed = []
     ops.CPU_WINOGRAD_ROWS_PROBE = lambda shape: probed.append(shape) or True

@@ -665,8 +665,10 @@ def modulated_conv2d(
     if demodulate:
         scale = (_demod_coefs(weight, styles) * out_scale).to(x.dtype).reshape(n, -1, 1, 1)
     b = None if bias is None else (bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1)
-    if isinstance(scale, torch.Tensor) or scale != 1:
+    if isinstance(scale, torch.Tensor):
         x = x * scale if b is None else torch.addcmul(b, x, scale)
+    elif scale != 1:
+        x = x * scale if b is None else torch.add(b, x, alpha=scale)
     elif b is not None:
         x = x + b
     if noise is not None:
