@@ -51,16 +51,15 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the gains scale the [N, out] product, not a copy of the [out, in] weight on every call
-        w = self.weight.to(x.dtype)
+        w = self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.to(x.dtype).unsqueeze(0), x, w.t(), beta=self.bias_gain, alpha=self.weight_gain)
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
                 b = b * self.bias_gain
-        return bias_act(x.matmul(w.t()) * self.weight_gain, b, act=self.activation)
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
 
 
 class MappingNetwork(nn.Module):
