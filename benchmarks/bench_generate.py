@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py [--rounds N] [--no-compile] [--upstream PATH/TO/stylegan2-ada-pytorch]
     python benchmarks/bench_generate.py --allocator [--res 1024] [--batches 1,4] [--upstream ...]
+    python benchmarks/bench_generate.py --native [--res 1024] [--batches 1,4] [--upstream ...]
     python benchmarks/bench_generate.py --device cuda [--res 1024] [--batches 1,8,32] [--upstream ...]
 
 Random weights of the real size: z = w = 512, 8 mapping layers, channel_base 32768 / channel_max 512
@@ -369,23 +370,33 @@ def allocator_child(mode: str, res: str, threads: str, batches: str, upstream: s
     return out
 
 
-def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: str | None) -> None:
-    """Eager generation with glibc's default heap vs the heap ganzoo sets (sdk.backends.allocator), each in
-    its own processes, interleaved round by round; best per path."""
+def _children(variants: dict[str, dict[str, str]], rounds: int, threads: int, res: int, batches: str,
+              upstream: str | None) -> dict[str, dict[str, float]]:
+    """:func:`allocator_child` in fresh processes, once per variant (its extra environment) per round,
+    interleaved round by round; the best ms/image per variant and path."""
     import json
     import subprocess
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    best: dict[str, dict[str, float]] = {"system": {}, "reuse": {}}
+    best: dict[str, dict[str, float]] = {v: {} for v in variants}
     for _ in range(rounds):
-        for mode in best:
+        for name, extra in variants.items():
+            mode = extra.get("GANZOO_ALLOCATOR", "reuse")
             p = subprocess.run([sys.executable, "-c", ALLOCATOR_CHILD, str(Path(__file__).parent), mode, str(res),
-                                str(threads), batches, upstream or ""], env=dict(env, GANZOO_ALLOCATOR=mode),
+                                str(threads), batches, upstream or ""], env=dict(env, GANZOO_ALLOCATOR=mode, **extra),
                                capture_output=True, text=True)
             if p.returncode:
                 raise SystemExit(p.stderr[-2000:])
             for k, v in json.loads(p.stdout.splitlines()[-1]).items():
-                best[mode][k] = min(v, best[mode].get(k, math.inf))
+                best[name][k] = min(v, best[name].get(k, math.inf))
+    return best
+
+
+def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: str | None) -> None:
+    """Eager generation with glibc's default heap vs the heap ganzoo sets (sdk.backends.allocator), each in
+    its own processes, interleaved round by round; best per path."""
+    best = _children({"system": {"GANZOO_ALLOCATOR": "system"}, "reuse": {"GANZOO_ALLOCATOR": "reuse"}},
+                     rounds, threads, res, batches, upstream)
     print(f"StyleGAN2 config-f {res} px, {threads} threads, eager, ms/image (best of {rounds} interleaved rounds)")
     print("| path | batch | glibc default heap | freed memory reused | speed-up |")
     print("|---|---|---|---|---|")
@@ -393,6 +404,25 @@ def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: 
         name, b = key.split("|")
         a, r = best["system"][key], best["reuse"][key]
         print(f"| {name} | {b} | {a:.0f} | {r:.0f} | {a / r:.2f}x |")
+
+
+def native_rows(rounds: int, threads: int, res: int, batches: str, upstream: str | None) -> None:
+    """Eager generation with the compiled Winograd transforms (zoo/models/native) and without
+    (``GANZOO_NATIVE=0``), heap reused in both, each in its own processes, interleaved; best per path."""
+    best = _children({"off": {"GANZOO_NATIVE": "0"}, "on": {"GANZOO_NATIVE": "1"}}, rounds, threads, res, batches,
+                     upstream)
+    print(f"StyleGAN2 config-f {res} px, {threads} threads, eager, ms/image (best of {rounds} interleaved rounds)")
+    print("| batch | ganzoo, PyTorch transforms | ganzoo, compiled transforms | speed-up | upstream eager "
+          "| x upstream (compiled) |")
+    print("|---|---|---|---|---|---|")
+    for key in best["on"]:
+        name, b = key.split("|")
+        if name != "ganzoo eager":
+            continue
+        off, on = best["off"][key], best["on"][key]
+        up = min(best[v].get(f"upstream eager|{b}", math.inf) for v in best)
+        ups = f"{up:.0f} | {up / on:.2f}x" if up < math.inf else "- | -"
+        print(f"| {b} | {off:.0f} | {on:.0f} | {off / on:.2f}x | {ups} |")
 
 
 def _timed_ms(fn: Callable[[], Any], batch: int, rounds: int, sync: Callable[[], None]) -> float:
@@ -492,7 +522,9 @@ def main() -> None:
                     help="only time Winograd vs direct 3x3 convolutions (layers alone and the whole generator)")
     ap.add_argument("--allocator", action="store_true",
                     help="only time eager generation with glibc's default heap vs the one ganzoo sets")
-    ap.add_argument("--res", type=int, default=256, help="resolution for --allocator / --device")
+    ap.add_argument("--native", action="store_true",
+                    help="eager with and without the compiled Winograd transforms, fresh processes interleaved")
+    ap.add_argument("--res", type=int, default=256, help="resolution for --allocator / --native / --device")
     ap.add_argument("--batches", default=None, help="batch sizes for --allocator (1,4) / --device (1,8,32)")
     ap.add_argument("--device", default=None,
                     help="only time eager generation on this device (cuda on a GPU machine; cpu: a smoke test)")
@@ -500,6 +532,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.device:
         device_rows(args.device, args.res, args.batches or "1,8,32", args.rounds, args.upstream)
+        return
+    if args.native:
+        native_rows(args.rounds, args.threads, args.res, args.batches or "1,4", args.upstream)
         return
     if args.allocator:
         allocator_rows(args.rounds, args.threads, args.res, args.batches or "1,4", args.upstream)

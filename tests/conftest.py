@@ -65,7 +65,8 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what:
 
 @pytest.fixture
 def shape_choice_state():
-    """Restore the per-layer-shape kernel choices (polyphase, Winograd tiles as rows) and their probes after a test."""
+    """Restore the per-layer-shape kernel choices (polyphase, Winograd tiles as rows), their probes and the compiled
+    Winograd transforms setting after a test."""
     import importlib
 
     from zoo.models import ops
@@ -73,7 +74,9 @@ def shape_choice_state():
     saved = [(dict(table), name) for table, name in ((ops.CPU_POLYPHASE, "CPU_POLYPHASE_PROBE"),
                                                       (ops.CPU_WINOGRAD_ROWS, "CPU_WINOGRAD_ROWS_PROBE"))]
     probes = {name: getattr(ops, name) for _, name in saved}
+    native = ops.CPU_WINOGRAD_NATIVE
     yield
+    ops.CPU_WINOGRAD_NATIVE = native
     for (table, name), live in zip(saved, (ops.CPU_POLYPHASE, ops.CPU_WINOGRAD_ROWS)):
         live.clear()
         live.update(table)

@@ -106,5 +106,6 @@ def test_the_choice_reports_the_kernel_settings():
     assert fingerprint("cpu")["allocator"] == "reuse"
     _, choice = resolve(_tiny_generator(), "torch", 1)
     assert choice.kernels["allocator"] == "reuse"
-    assert choice.kernels["winograd"] == {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS}
+    assert choice.kernels["winograd"] == {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS,
+                                          "native_transforms": ops.CPU_WINOGRAD_NATIVE is not None}
     assert choice.kernels["fused_modconv_batch1"] == ops.CPU_FUSED_MODCONV

@@ -264,7 +264,8 @@ def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
 
     tune_module = importlib.import_module("sdk.backends.tune")
     assert info["kernels"] == {"allocator": "reuse",
-                               "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
+                               "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS,
+                                            "native_transforms": ops.CPU_WINOGRAD_NATIVE is not None},
                                "separable_fir": sg2_module.SEPARABLE_FIR,
                                "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
                                "polyphase_upconv": sorted(tune_module._shape_text(k)

@@ -18,6 +18,12 @@ REL_TOL = {2: 1e-6, 4: 1e-5}
 SHAPES = [(1, 3, 5, 7, 7), (3, 16, 8, 8, 8), (1, 32, 32, 9, 6), (3, 8, 4, 4, 13)]  # N, C_in, C_out, H, W
 
 
+@pytest.fixture(autouse=True)
+def _pytorch_forms(monkeypatch):
+    """These tests cover the PyTorch forms; the compiled transforms have tests/test_native.py."""
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", None)
+
+
 def _ref(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x.double(), w.double(), padding=1)
 

@@ -61,6 +61,9 @@ def fingerprint(device: torch.device | str = "cpu") -> dict[str, Any]:
         from .allocator import allocator_mode
 
         fp["allocator"] = allocator_mode()
+        from zoo.models import native
+
+        fp["native"] = native.status()  # the compiled kernels change what the probes measure
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(idx)

@@ -525,6 +525,7 @@ def probe_winograd_rows(shape: tuple[int, int, int, int, int]) -> bool:
     as StyleGAN2 runs it, in both eager forms (``zoo.models.ops.CPU_WINOGRAD_ROWS``): by point with the styles and
     demodulation as passes of their own, and tiles as rows with them inside; interleaved, best of 3 as
     :func:`probe_polyphase`. Rows are used when :data:`FORM_MIN_GAIN` faster. Kept per machine."""
+    from zoo.models import ops
     from zoo.models.ops import conv3x3_winograd
 
     tile, i, o, h, w = shape
@@ -533,8 +534,11 @@ def probe_winograd_rows(shape: tuple[int, int, int, int, int]) -> bool:
     wt = torch.randn(o, i, 3, 3, generator=gen) / (3 * i ** 0.5)
     s, d = torch.rand(1, i, generator=gen) + 0.5, torch.rand(1, o, generator=gen) + 0.5
     b = torch.randn(o, generator=gen)
-    points = lambda: torch.addcmul(b.reshape(1, -1, 1, 1), conv3x3_winograd(x * s.reshape(1, -1, 1, 1), wt, tile),  # noqa: E731
-                                   d.reshape(1, -1, 1, 1))
+    if ops.CPU_WINOGRAD_NATIVE is not None:  # modulated_conv2d then scales inside the transforms in both forms
+        points = lambda: conv3x3_winograd(x, wt, tile, in_scale=s, out_scale=d, bias=b)  # noqa: E731
+    else:
+        points = lambda: torch.addcmul(b.reshape(1, -1, 1, 1),  # noqa: E731
+                                       conv3x3_winograd(x * s.reshape(1, -1, 1, 1), wt, tile), d.reshape(1, -1, 1, 1))
     rows = lambda: conv3x3_winograd(x, wt, tile, in_scale=s, out_scale=d, bias=b, form="rows")  # noqa: E731
     with torch.no_grad():
         t_points, t_rows = _race(points, rows)
@@ -579,6 +583,9 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     import zoo.models.stylegan2 as sg2
     from zoo.models import ops
 
+    from zoo.models import native
+
+    ops.CPU_WINOGRAD_NATIVE = native.winograd()  # before the Winograd probes: they time what sampling will run
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
     set_cpu_winograd(*kernel_winograd())
@@ -597,7 +604,8 @@ def kernel_settings(device: torch.device) -> dict[str, Any]:
     from zoo.models import ops
 
     return {"allocator": configure_allocator(),
-            "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS},
+            "winograd": {"tile": ops.CPU_WINOGRAD, "min_channels": ops.CPU_WINOGRAD_MIN_CHANNELS,
+                         "native_transforms": ops.CPU_WINOGRAD_NATIVE is not None},
             "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
             "polyphase_upconv": sorted(_shape_text(k) for k, on in ops.CPU_POLYPHASE.items() if on),
             "winograd_rows": sorted(_winograd_shape_text(k) for k, on in ops.CPU_WINOGRAD_ROWS.items() if on)}

@@ -93,7 +93,8 @@ def _kernels_text(choice: dict) -> str:
         parts.append("channels-last " + (", ".join(k for k, v in layouts.items() if v) or "off"))
     wino = kernels.get("winograd") or {}
     if wino.get("tile"):
-        parts.append(f"Winograd F({wino['tile']}x{wino['tile']}) for >= {wino['min_channels']} input channels")
+        native = ", compiled transforms" if wino.get("native_transforms") else ""
+        parts.append(f"Winograd F({wino['tile']}x{wino['tile']}) for >= {wino['min_channels']} input channels{native}")
     elif wino:
         parts.append("direct 3x3 convolutions")
     if kernels.get("fused_modconv_batch1"):

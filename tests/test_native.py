@@ -1,0 +1,198 @@
+"""The compiled Winograd tile transforms (zoo/models/native): built once per machine into the cache, equal to
+direct convolution with the modulation inside them, used only where they apply, and absent without harm."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import stat
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.fileio import current_umask
+from zoo.loading import cache_dir
+from zoo.models import native, ops
+
+from conftest import assert_close, golden, manifest, sg2_golden_calls, tolerance
+
+PKL = "network-snapshot-000000.pkl"
+# relative to the output's largest magnitude, against float64 direct convolution (measured: F(2x2) ~5e-7,
+# F(4x4) ~1e-5 with the scalings, as the PyTorch forms)
+REL_TOL = {2: 2e-6, 4: 3e-5}
+SHAPES = [(1, 16, 32, 7, 7), (3, 32, 16, 8, 8), (2, 16, 48, 9, 6), (1, 64, 64, 13, 5)]  # N, C_in, C_out, H, W
+
+
+@pytest.fixture
+def lib(monkeypatch):
+    """The compiled library, built in this test's cache; the state is forgotten again afterwards."""
+    monkeypatch.delenv(native.NATIVE_ENV, raising=False)
+    native.reset()
+    got = native.winograd()
+    if got is None:
+        pytest.fail(f"the native Winograd transforms did not build here: {native.status()}")
+    yield got
+    native.reset()
+
+
+class Spy:
+    """Counts the calls into the compiled transforms."""
+
+    def __init__(self, lib) -> None:
+        self.lib, self.calls = lib, []
+
+    def __getattr__(self, name):
+        fn = getattr(self.lib, name)
+        return lambda *a: self.calls.append(name) or fn(*a)
+
+
+def _modulated_ref(x, w, s_in, s_out, b):
+    y = F.conv2d(x.double() * s_in.double()[:, :, None, None], w.double(), padding=1)
+    if s_out is not None:
+        y = y * s_out.double()[:, :, None, None]
+    return y if b is None else y + b.double()[None, :, None, None]
+
+
+def test_built_once_into_the_cache_with_plain_file_permissions(lib, monkeypatch):
+    path = native._STATE["path"]
+    assert path.parent == cache_dir() / "native" and path.is_file()
+    assert native.status() == f"on ({path.name})"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+    mtime = path.stat().st_mtime_ns
+    native.reset()
+    monkeypatch.setattr(native, "_build", lambda *a: pytest.fail("compiled again although the cache has it"))
+    assert native.winograd() is not None and path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("rows", [False, True])
+@pytest.mark.parametrize("m", [2, 4])
+def test_transforms_equal_the_modulated_direct_convolution(lib, m, rows, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    gen = torch.Generator().manual_seed(m + 2 * rows)
+    form = "rows" if rows else "points"
+    for n, c, o, h, wd in SHAPES:
+        x, w = torch.randn(n, c, h, wd, generator=gen), torch.randn(o, c, 3, 3, generator=gen)
+        s_in, s_out, b = torch.rand(n, c, generator=gen) + 0.5, torch.rand(n, o, generator=gen) + 0.5, torch.randn(o)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            xl = x.contiguous(memory_format=layout)
+            for kw in ({}, {"in_scale": s_in}, {"out_scale": s_out}, {"bias": b},
+                       {"in_scale": s_in, "out_scale": s_out, "bias": b}):
+                ref = _modulated_ref(x, w, kw.get("in_scale", torch.ones(n, c)), kw.get("out_scale"), kw.get("bias"))
+                spy.calls.clear()
+                with torch.no_grad():
+                    y = ops.conv3x3_winograd(xl, w, m, form=form, **kw)
+                assert spy.calls == ["ganzoo_wino_input", "ganzoo_wino_output"]
+                assert y.shape == ref.shape and y.is_contiguous(memory_format=torch.channels_last)
+                err = (y.double() - ref).abs().max().item() / ref.abs().max().item()
+                assert err <= REL_TOL[m], f"F({m}) {form} {list(x.shape)}->{o} {sorted(kw)}: relative {err:.2g}"
+
+
+def test_only_eager_fp32_inference_with_channels_in_sixteens_uses_them(lib, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    gen = torch.Generator().manual_seed(7)
+    x, w = torch.randn(2, 24, 10, 10, generator=gen), torch.randn(16, 24, 3, 3, generator=gen)
+    ref = F.conv2d(x.double(), w.double(), padding=1)
+    with torch.no_grad():
+        y = ops.conv3x3_winograd(x, w, 4)  # 24 input channels: the PyTorch form
+    assert not spy.calls and (y.double() - ref).abs().max() <= REL_TOL[4] * ref.abs().max()
+    x16, w16 = x[:, :16].contiguous(), w[:, :16].contiguous().requires_grad_()
+    y = ops.conv3x3_winograd(x16, w16, 4)  # autograd
+    (g,) = torch.autograd.grad(y.sum(), [w16])
+    assert not spy.calls and torch.isfinite(g).all()
+    with torch.no_grad():
+        ops.conv3x3_winograd(x16.double(), w16.detach().double(), 4)  # float64
+        assert not spy.calls
+        ops.conv3x3_winograd(x16, w16.detach(), 4)
+    assert spy.calls == ["ganzoo_wino_input", "ganzoo_wino_output"]
+
+
+def test_modulated_layers_scale_inside_the_transforms_in_both_gemm_forms(lib, shape_choice_state, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
+    gen = torch.Generator().manual_seed(11)
+    x, w = torch.randn(2, 32, 12, 12, generator=gen), torch.randn(32, 32, 3, 3, generator=gen)
+    styles, bias, noise = torch.rand(2, 32, generator=gen) + 0.5, torch.randn(32, generator=gen), torch.randn(12, 12)
+    with ops.cpu_winograd(0), torch.no_grad():
+        direct = ops.modulated_conv2d(x, w, styles, noise, padding=1, bias=bias, out_scale=2 ** 0.5)
+    for rows in (False, True):
+        ops.CPU_WINOGRAD_ROWS.clear()
+        ops.CPU_WINOGRAD_ROWS_PROBE = lambda _shape, on=rows: on
+        ops.CPU_WINOGRAD_NATIVE = spy
+        spy.calls.clear()
+        with ops.cpu_winograd(4), torch.no_grad():
+            y = ops.modulated_conv2d(x, w, styles, noise, padding=1, bias=bias, out_scale=2 ** 0.5)
+        assert spy.calls == ["ganzoo_wino_input", "ganzoo_wino_output"]
+        assert (y - direct).abs().max() <= REL_TOL[4] * direct.abs().max(), f"rows={rows}"
+
+
+def test_stylegan2_fixture_reproduces_its_goldens_through_them(lib, converted_fixture, monkeypatch):
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    gold, man = golden(name), manifest(name)
+    calls = sg2_golden_calls(G, gold["z"], None)
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    with ops.cpu_winograd(4), torch.no_grad():
+        for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
+            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with the compiled transforms")
+    n3 = sum(1 for mod in G.modules() if getattr(mod, "up", None) == 1 and getattr(mod, "weight", None) is not None
+             and mod.weight.ndim == 4 and mod.weight.shape[2] == 3 and mod.weight.shape[1] % 16 == 0)
+    assert n3 > 0 and spy.calls.count("ganzoo_wino_output") >= 3 * n3
+
+
+@pytest.mark.parametrize("env, cc, why", [("0", None, "off: GANZOO_NATIVE=0"),
+                                          (None, "/nonexistent/cc", "off: no C compiler"),
+                                          (None, "false", "off: compiling winograd.c failed")])
+def test_without_them_sampling_keeps_the_pytorch_forms(env, cc, why, monkeypatch):
+    monkeypatch.delenv(native.NATIVE_ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(native.NATIVE_ENV, env)
+    if cc is not None:
+        monkeypatch.setenv("CC", cc)
+    native.reset()
+    try:
+        assert native.winograd() is None
+        assert native.status().startswith(why)
+        built = cache_dir() / "native"
+        assert not built.exists() or not any(built.iterdir())  # a failed build leaves nothing behind
+        tuning = importlib.import_module("sdk.backends.tune")
+        saved = ops.CPU_WINOGRAD_NATIVE
+        try:
+            tuning.apply_kernel_layouts(torch.device("cpu"))
+            assert ops.CPU_WINOGRAD_NATIVE is None
+            assert tuning.kernel_settings(torch.device("cpu"))["winograd"]["native_transforms"] is False
+            from sdk.backends.machine import fingerprint
+
+            assert fingerprint("cpu")["native"].startswith(why)
+        finally:
+            ops.CPU_WINOGRAD_NATIVE = saved
+    finally:
+        native.reset()
+
+
+def test_kernel_settings_fingerprint_and_info_report_them(lib, shape_choice_state):
+    tuning = importlib.import_module("sdk.backends.tune")
+    from sdk.backends.machine import fingerprint
+    from sdk.cli.models import _kernels_text
+
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    assert ops.CPU_WINOGRAD_NATIVE is lib
+    assert tuning.kernel_settings(torch.device("cpu"))["winograd"]["native_transforms"] is True
+    assert fingerprint("cpu")["native"] == native.status()  # probes measured without them are not reused
+    text = _kernels_text({"kernels": {"winograd": {"tile": 4, "min_channels": 128, "native_transforms": True}}})
+    assert "Winograd F(4x4) for >= 128 input channels, compiled transforms" in text
+    assert "compiled" not in _kernels_text({"kernels": {"winograd": {"tile": 4, "min_channels": 128}}})
+
+
+def test_the_source_ships_with_the_package():
+    assert native._SOURCE.is_file() and os.path.getsize(native._SOURCE) > 0
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "recursive-include zoo/models/native *.c" in (root / "MANIFEST.in").read_text()
+    assert '"zoo.models.native" = ["*.c"]' in (root / "pyproject.toml").read_text()

@@ -1,0 +1,187 @@
+/* Winograd F(m x m, 3x3) tile transforms for ganzoo's eager CPU convolutions (zoo/models/ops.py).
+ *
+ * Compiled on first use for the machine it runs on (zoo/models/native/__init__.py) and called through ctypes.
+ * The GEMMs between the two transforms stay in oneDNN; these loops only replace the transforms, which as
+ * batched matmuls cost more than the GEMMs they feed. The matrices are those of ops._WINO_MATS (B^T and A^T
+ * of Lavin & Gray 2015, interpolation points 0, +-1 for m = 2 and 0, +-1, +-2 for m = 4), written out as sums.
+ *
+ * Layouts: x and out are NHWC (channels-last), the channel count a multiple of 16. Transformed tiles and point
+ * products are addressed by a pointer per transform point plus a tile stride, so the caller picks the layout
+ * its GEMM wants ([T][P][C] rows or [P][T][C] planes). Tiles are numbered (n, tile row, tile column).
+ */
+#include <stdint.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+typedef float vf __attribute__((vector_size(64)));
+#define VL 16
+
+static inline vf vload(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+/* Streaming stores for the transformed tiles: they are 2.25x the input and are read once, by the GEMM. */
+static inline void vstream(float *p, vf v)
+{
+#if defined(__AVX512F__)
+    if (((uintptr_t)p & 63) == 0) {
+        _mm512_stream_ps(p, (__m512)v);
+        return;
+    }
+#endif
+    vstore(p, v);
+}
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void bt4(const vf *d, vf *r)
+{
+    const vf s1 = d[3] + d[4], t1 = d[1] + d[2], s2 = d[4] - d[3], t2 = d[1] - d[2];
+    const vf s3 = d[4] - d[2], t3 = d[3] - d[1];
+    r[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    r[1] = s1 - 4.0f * t1;
+    r[2] = s2 + 4.0f * t2;
+    r[3] = s3 + 2.0f * t3;
+    r[4] = s3 - 2.0f * t3;
+    r[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+INLINE void at4(const vf *m, vf *o)
+{
+    const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    o[0] = m[0] + a + c;
+    o[1] = b + 2.0f * d;
+    o[2] = a + 4.0f * c;
+    o[3] = b + 8.0f * d + m[5];
+}
+
+INLINE void bt2(const vf *d, vf *r)
+{
+    r[0] = d[0] - d[2];
+    r[1] = d[1] + d[2];
+    r[2] = d[2] - d[1];
+    r[3] = d[1] - d[3];
+}
+
+INLINE void at2(const vf *m, vf *o)
+{
+    o[0] = m[0] + m[1] + m[2];
+    o[1] = m[1] - m[2] - m[3];
+}
+
+/* One row of tiles: B^T d B of each (A x A window at stride M, one-pixel zero border), times s[b][c]. */
+INLINE void input_row(const int A, const int M, const float *x, const float *s, float *const *v, int64_t st,
+                      int64_t row, int64_t h, int64_t w, int64_t c)
+{
+    const int64_t th = (h + M - 1) / M, tw = (w + M - 1) / M;
+    const int64_t b = row / th, ty = row % th;
+    for (int64_t tx = 0; tx < tw; tx++) {
+        const int64_t t = row * tw + tx;
+        for (int64_t c0 = 0; c0 < c; c0 += VL) {
+            vf tmp[6][6]; /* [transformed row][column] */
+            _Pragma("GCC unroll 8") for (int j = 0; j < A; j++) {
+                const int64_t xx = tx * M + j - 1;
+                vf d[6], r[6];
+                _Pragma("GCC unroll 8") for (int i = 0; i < A; i++) {
+                    const int64_t yy = ty * M + i - 1;
+                    d[i] = (xx < 0 || xx >= w || yy < 0 || yy >= h)
+                               ? (vf){0}
+                               : vload(x + ((b * h + yy) * w + xx) * c + c0);
+                }
+                if (A == 6)
+                    bt4(d, r);
+                else
+                    bt2(d, r);
+                _Pragma("GCC unroll 8") for (int i2 = 0; i2 < A; i2++) tmp[i2][j] = r[i2];
+            }
+            const vf sc = s ? vload(s + b * c + c0) : (vf){0} + 1.0f;
+            _Pragma("GCC unroll 8") for (int i2 = 0; i2 < A; i2++) {
+                vf r[6];
+                if (A == 6)
+                    bt4(tmp[i2], r);
+                else
+                    bt2(tmp[i2], r);
+                _Pragma("GCC unroll 8") for (int j2 = 0; j2 < A; j2++)
+                    vstream(v[i2 * A + j2] + t * st + c0, r[j2] * sc);
+            }
+        }
+    }
+}
+
+/* One row of tiles: A^T m A of each tile's point products, times scale[b][o], plus bias[o], into out. */
+INLINE void output_row(const int A, const int M, const float *const *prod, int64_t st, const float *scale,
+                       const float *bias, float *out, int64_t row, int64_t h, int64_t w, int64_t o)
+{
+    const int64_t th = (h + M - 1) / M, tw = (w + M - 1) / M;
+    const int64_t b = row / th, ty = row % th;
+    for (int64_t tx = 0; tx < tw; tx++) {
+        const int64_t t = row * tw + tx;
+        for (int64_t o0 = 0; o0 < o; o0 += VL) {
+            vf tmp[4][6];
+            _Pragma("GCC unroll 8") for (int j = 0; j < A; j++) {
+                vf d[6], r[4];
+                _Pragma("GCC unroll 8") for (int i = 0; i < A; i++) d[i] = vload(prod[i * A + j] + t * st + o0);
+                if (A == 6)
+                    at4(d, r);
+                else
+                    at2(d, r);
+                _Pragma("GCC unroll 8") for (int i2 = 0; i2 < M; i2++) tmp[i2][j] = r[i2];
+            }
+            const vf sc = scale ? vload(scale + b * o + o0) : (vf){0} + 1.0f;
+            const vf bi = bias ? vload(bias + o0) : (vf){0};
+            _Pragma("GCC unroll 8") for (int i2 = 0; i2 < M; i2++) {
+                const int64_t yy = ty * M + i2;
+                if (yy >= h)
+                    break;
+                vf r[4];
+                if (A == 6)
+                    at4(tmp[i2], r);
+                else
+                    at2(tmp[i2], r);
+                _Pragma("GCC unroll 8") for (int j2 = 0; j2 < M; j2++) {
+                    const int64_t xx = tx * M + j2;
+                    if (xx >= w)
+                        break;
+                    vstore(out + ((b * h + yy) * w + xx) * o + o0, r[j2] * sc + bi);
+                }
+            }
+        }
+    }
+}
+
+/* Returns 0, or -1 for arguments it does not handle (the caller then uses its own form). */
+int ganzoo_wino_input(const float *x, const float *s, float *const *v, int64_t st, int64_t n, int64_t h,
+                      int64_t w, int64_t c, int m, int nthreads)
+{
+    if (c % VL || (m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+        return -1;
+    const int64_t rows = n * ((h + m - 1) / m);
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        if (m == 4)
+            input_row(6, 4, x, s, v, st, row, h, w, c);
+        else
+            input_row(4, 2, x, s, v, st, row, h, w, c);
+    }
+#if defined(__AVX512F__)
+    _mm_sfence();
+#endif
+    return 0;
+}
+
+int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale, const float *bias, float *out,
+                       int64_t n, int64_t h, int64_t w, int64_t o, int m, int nthreads)
+{
+    if (o % VL || (m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+        return -1;
+    const int64_t rows = n * ((h + m - 1) / m);
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        if (m == 4)
+            output_row(6, 4, prod, st, scale, bias, out, row, h, w, o);
+        else
+            output_row(4, 2, prod, st, scale, bias, out, row, h, w, o);
+    }
+    return 0;
+}
