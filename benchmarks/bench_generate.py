@@ -383,7 +383,7 @@ def _children(variants: dict[str, dict[str, str]], rounds: int, threads: int, re
         for name, extra in variants.items():
             mode = extra.get("GANZOO_ALLOCATOR", "reuse")
             p = subprocess.run([sys.executable, "-c", ALLOCATOR_CHILD, str(Path(__file__).parent), mode, str(res),
-                                str(threads), batches, upstream or ""], env=dict(env, GANZOO_ALLOCATOR=mode, **extra),
+                                str(threads), batches, upstream or ""], env={**env, "GANZOO_ALLOCATOR": mode, **extra},
                                capture_output=True, text=True)
             if p.returncode:
                 raise SystemExit(p.stderr[-2000:])
@@ -409,10 +409,12 @@ def allocator_rows(rounds: int, threads: int, res: int, batches: str, upstream: 
 def native_rows(rounds: int, threads: int, res: int, batches: str, upstream: str | None) -> None:
     """Eager generation with the compiled Winograd transforms (zoo/models/native) and without
     (``GANZOO_NATIVE=0``), heap reused in both, each in its own processes, interleaved; best per path."""
-    best = _children({"off": {"GANZOO_NATIVE": "0"}, "on": {"GANZOO_NATIVE": "1"}}, rounds, threads, res, batches,
-                     upstream)
+    variants = {"off": {"GANZOO_NATIVE": "0"}, "on": {"GANZOO_NATIVE": "1"}}
+    if upstream:  # upstream as it runs: glibc's default heap
+        variants["as it runs"] = {"GANZOO_ALLOCATOR": "system", "GANZOO_NATIVE": "0"}
+    best = _children(variants, rounds, threads, res, batches, upstream)
     print(f"StyleGAN2 config-f {res} px, {threads} threads, eager, ms/image (best of {rounds} interleaved rounds)")
-    print("| batch | ganzoo, PyTorch transforms | ganzoo, compiled transforms | speed-up | upstream eager "
+    print("| batch | ganzoo, PyTorch transforms | ganzoo, compiled transforms | speed-up | upstream eager (glibc heap) "
           "| x upstream (compiled) |")
     print("|---|---|---|---|---|---|")
     for key in best["on"]:
@@ -420,7 +422,7 @@ def native_rows(rounds: int, threads: int, res: int, batches: str, upstream: str
         if name != "ganzoo eager":
             continue
         off, on = best["off"][key], best["on"][key]
-        up = min(best[v].get(f"upstream eager|{b}", math.inf) for v in best)
+        up = best.get("as it runs", {}).get(f"upstream eager|{b}", math.inf)
         ups = f"{up:.0f} | {up / on:.2f}x" if up < math.inf else "- | -"
         print(f"| {b} | {off:.0f} | {on:.0f} | {off / on:.2f}x | {ups} |")
 
