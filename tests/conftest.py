@@ -65,19 +65,20 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what:
 
 @pytest.fixture
 def shape_choice_state():
-    """Restore the per-layer-shape kernel choices (polyphase, Winograd tiles as rows), their probes and the compiled
-    Winograd transforms setting after a test."""
+    """Restore the per-layer-shape kernel choices (polyphase, Winograd tiles as rows, Winograd transposed convs),
+    their probes and the compiled Winograd transforms setting after a test."""
     import importlib
 
     from zoo.models import ops
 
-    saved = [(dict(table), name) for table, name in ((ops.CPU_POLYPHASE, "CPU_POLYPHASE_PROBE"),
-                                                      (ops.CPU_WINOGRAD_ROWS, "CPU_WINOGRAD_ROWS_PROBE"))]
+    tables = (ops.CPU_POLYPHASE, ops.CPU_WINOGRAD_ROWS, ops.CPU_WINOGRAD_UP)
+    saved = [(dict(table), name) for table, name in zip(tables, ("CPU_POLYPHASE_PROBE", "CPU_WINOGRAD_ROWS_PROBE",
+                                                                  "CPU_WINOGRAD_UP_PROBE"))]
     probes = {name: getattr(ops, name) for _, name in saved}
     native = ops.CPU_WINOGRAD_NATIVE
     yield
     ops.CPU_WINOGRAD_NATIVE = native
-    for (table, name), live in zip(saved, (ops.CPU_POLYPHASE, ops.CPU_WINOGRAD_ROWS)):
+    for (table, name), live in zip(saved, tables):
         live.clear()
         live.update(table)
         setattr(ops, name, probes[name])

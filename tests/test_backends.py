@@ -271,7 +271,9 @@ def test_cli_tune_info_and_sample_report_the_choice(tmp_path):
                                "polyphase_upconv": sorted(tune_module._shape_text(k)
                                                           for k, on in ops.CPU_POLYPHASE.items() if on),
                                "winograd_rows": sorted(tune_module._winograd_shape_text(k)
-                                                       for k, on in ops.CPU_WINOGRAD_ROWS.items() if on)}
+                                                       for k, on in ops.CPU_WINOGRAD_ROWS.items() if on),
+                               "winograd_upconv": sorted(tune_module._shape_text((*k, False))
+                                                         for k, on in ops.CPU_WINOGRAD_UP.items() if on)}
     r = runner.invoke(cli, ["info", "dcgan-digiface-64"])
     assert "kernels: allocator reuse; channels-last" in r.output, r.output
     r = runner.invoke(cli, ["sample", "--seeds", "0-2", "--outdir", str(tmp_path / "o"), "--json", "-q"])

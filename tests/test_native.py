@@ -196,3 +196,127 @@ def test_the_source_ships_with_the_package():
     root = Path(__file__).resolve().parents[1]
     assert "recursive-include zoo/models/native *.c" in (root / "MANIFEST.in").read_text()
     assert '"zoo.models.native" = ["*.c"]' in (root / "pyproject.toml").read_text()
+
+
+# --- the stride-2 3x3 transposed convolutions (ops.conv_transpose3x3_winograd) ------------------------------------
+
+UP_SHAPES = [(1, 16, 32, 5, 7), (3, 32, 16, 8, 8), (2, 16, 48, 9, 6), (1, 64, 16, 1, 3)]  # N, C_in, C_out, H, W
+UP_TOL = 2e-6  # relative, against float64; measured ~2e-7 here and ~2e-6 at 512 channels
+
+
+def test_transposed_convolutions_equal_the_reference(lib, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    gen = torch.Generator().manual_seed(21)
+    for n, c, o, h, wd in UP_SHAPES:
+        x, wt = torch.randn(n, c, h, wd, generator=gen), torch.randn(c, o, 3, 3, generator=gen)
+        s, d = torch.rand(n, c, generator=gen) + 0.5, torch.rand(n, o, generator=gen) + 0.5
+        for layout in (torch.contiguous_format, torch.channels_last):
+            for kw in ({}, {"in_scale": s}, {"out_scale": d}, {"in_scale": s, "out_scale": d}):
+                ref = F.conv_transpose2d(x.double() * kw.get("in_scale", torch.ones(n, c)).double()[:, :, None, None],
+                                         wt.double(), stride=2)
+                if "out_scale" in kw:
+                    ref = ref * d.double()[:, :, None, None]
+                spy.calls.clear()
+                with torch.no_grad():
+                    y = ops.conv_transpose3x3_winograd(x.contiguous(memory_format=layout), wt, **kw)
+                assert spy.calls == ["ganzoo_upwino_input", "ganzoo_upwino_output"]
+                assert y.shape == ref.shape and y.is_contiguous(memory_format=torch.channels_last)
+                err = (y.double() - ref).abs().max().item() / ref.abs().max().item()
+                assert err <= UP_TOL, f"{[n, c, h, wd]} -> {o} {sorted(kw)}: relative {err:.2g}"
+
+
+def test_transposed_convolutions_refuse_what_they_cannot_run(lib, monkeypatch):
+    x, wt = torch.randn(1, 16, 4, 4), torch.randn(16, 24, 3, 3)
+    with torch.no_grad(), pytest.raises(ValueError, match="multiples of 16"):
+        ops.conv_transpose3x3_winograd(x, wt)  # 24 output channels
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", None)
+    with torch.no_grad(), pytest.raises(ValueError, match="compiled transforms"):
+        ops.conv_transpose3x3_winograd(x, torch.randn(16, 16, 3, 3))
+
+
+def test_upsampling_layers_run_them_where_the_table_says(lib, shape_choice_state, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
+    f = ops.make_filter([1, 3, 3, 1])
+    gen = torch.Generator().manual_seed(5)
+    x, w = torch.randn(2, 32, 6, 6, generator=gen), torch.randn(16, 32, 3, 3, generator=gen)
+    styles, bias = torch.rand(2, 32, generator=gen) + 0.5, torch.randn(16, generator=gen)
+    noise = torch.randn(12, 12, generator=gen)
+
+    def layer(xx: torch.Tensor) -> torch.Tensor:
+        return ops.modulated_conv2d(xx, w, styles, noise, up=2, padding=1, resample_filter=f, flip_weight=False,
+                                    bias=bias, out_scale=2 ** 0.5)
+
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", None)
+    with torch.no_grad():
+        ref = layer(x)
+    ops.CPU_WINOGRAD_UP.clear()
+    probed = []
+    ops.CPU_WINOGRAD_UP_PROBE = lambda shape: probed.append(shape) or True
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    with torch.no_grad():
+        got = [layer(x), layer(x)]
+    assert probed == [(32, 16, 6, 6)] and spy.calls.count("ganzoo_upwino_output") == 2  # probed once, kept
+    for y in got:
+        assert y.shape == ref.shape and (y - ref).abs().max() <= 1e-5 * ref.abs().max()
+    spy.calls.clear()
+    xg = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(layer(xg).sum(), [xg])  # autograd: the PyTorch forms
+    assert not spy.calls and torch.isfinite(g).all()
+    ops.CPU_WINOGRAD_UP[(32, 16, 6, 6)] = False
+    with torch.no_grad():
+        layer(x)
+    assert not spy.calls  # the table said no
+
+
+def test_stylegan2_fixture_reproduces_its_goldens_with_winograd_upsampling(lib, converted_fixture, shape_choice_state,
+                                                                          monkeypatch):
+    name = "sg2ada_uncond_64"
+    G = zoo.load(converted_fixture(name, PKL), quiet=True)
+    gold, man = golden(name), manifest(name)
+    calls = sg2_golden_calls(G, gold["z"], None)
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
+    ops.CPU_WINOGRAD_UP.clear()
+    ops.CPU_WINOGRAD_UP_PROBE = lambda _shape: True
+    with torch.no_grad():
+        for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
+            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with Winograd transposed convs")
+    ups = sum(1 for mod in G.modules() if getattr(mod, "up", 1) == 2 and getattr(mod, "weight", None) is not None
+              and mod.weight.ndim == 4 and mod.weight.shape[2] == 3 and mod.weight.shape[0] % 16 == 0)
+    assert ups > 0 and spy.calls.count("ganzoo_upwino_output") >= 3 * ups
+
+
+def test_transposed_choice_is_timed_once_kept_forced_by_env_and_reported(lib, shape_choice_state, monkeypatch):
+    import json
+
+    from sdk.backends import BackendError
+    from sdk.cli.models import _kernels_text
+
+    tuning = importlib.import_module("sdk.backends.tune")
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    shape = (16, 16, 12, 12)
+    on = tuning.probe_winograd_up(shape)
+    files = list(tuning._autotune_dir().glob("winograd-up-*.json"))
+    assert len(files) == 1
+    rec = json.loads(files[0].read_text())["shapes"]["16,16,12,12"]
+    assert rec["on"] == on and rec["layer"] == "16->16 ch @ 12x12" and rec["winograd_ms"] > 0
+    assert on == (rec["winograd_ms"] <= tuning.FORM_MIN_GAIN * rec.get("polyphase_ms", rec.get("transposed_conv_ms")))
+    tuning._SHAPE_MEMO.clear()
+    assert tuning.kernel_winograd_up() == {shape: on}  # read back from the file
+    monkeypatch.setattr(tuning, "probe_winograd_up", lambda _s: pytest.fail("a kept shape was timed again"))
+    tuning.apply_kernel_layouts(torch.device("cpu"))
+    assert ops.CPU_WINOGRAD_UP == {shape: on}
+    ops.CPU_WINOGRAD_UP[shape] = True
+    assert tuning.kernel_settings(torch.device("cpu"))["winograd_upconv"] == ["16->16 ch @ 12x12"]
+    assert "Winograd transposed convs for 16->16 ch @ 12x12" in _kernels_text(
+        {"kernels": {"winograd_upconv": ["16->16 ch @ 12x12"]}})
+    for env, want in (("1", True), ("0", False)):
+        monkeypatch.setenv(tuning.WINOGRAD_UP_ENV, env)
+        tuning.apply_kernel_layouts(torch.device("cpu"))
+        assert ops.CPU_WINOGRAD_UP == {} and ops.CPU_WINOGRAD_UP_PROBE((64, 32, 8, 8)) is want
+    monkeypatch.setenv(tuning.WINOGRAD_UP_ENV, "sometimes")
+    with pytest.raises(BackendError, match="GANZOO_WINOGRAD_UP='sometimes'"):
+        tuning.apply_kernel_layouts(torch.device("cpu"))

@@ -445,6 +445,7 @@ def kernel_forms(refresh: bool = False) -> dict[str, bool]:
 _SHAPE_MEMO: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (choice, machine key) -> shape records
 POLYPHASE_ENV = "GANZOO_POLYPHASE"
 WINOGRAD_ROWS_ENV = "GANZOO_WINOGRAD_ROWS"
+WINOGRAD_UP_ENV = "GANZOO_WINOGRAD_UP"
 
 
 def _shape_file(choice: str) -> tuple[str, Path]:
@@ -548,6 +549,44 @@ def probe_winograd_rows(shape: tuple[int, int, int, int, int]) -> bool:
     return on
 
 
+def kernel_winograd_up(refresh: bool = False) -> dict[tuple[int, int, int, int], bool]:
+    """The transposed-convolution layer shapes already timed on this machine, each with whether the compiled nested
+    Winograd form (``zoo.models.ops.CPU_WINOGRAD_UP``) won; new shapes are timed by :func:`probe_winograd_up`."""
+    return {(i, o, h, w): on for (i, o, h, w), on in _known_shapes("winograd-up", refresh).items()}
+
+
+def probe_winograd_up(shape: tuple[int, int, int, int]) -> bool:
+    """Time one modulated stride-2 3x3 transposed convolution of ``shape`` (in, out, H, W) at batch 1 on
+    channels-last input: in the form it runs otherwise (polyphase or one op, as ``CPU_POLYPHASE`` decides, with the
+    styles and demodulation as passes of their own) and as the compiled nested Winograd F(2, 2) with them inside;
+    interleaved, best of 3 as :func:`probe_polyphase`. Winograd is used when :data:`FORM_MIN_GAIN` faster."""
+    import torch.nn.functional as F
+
+    from zoo.models import ops
+
+    i, o, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, i, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(i, o, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last) / (3 * i ** 0.5)
+    s, d = torch.rand(1, i, generator=gen) + 0.5, torch.rand(1, o, generator=gen) + 0.5
+    poly = ops._polyphase(x, wt, 2)
+    phases = ops.phase_kernels(wt)
+
+    def other() -> torch.Tensor:
+        xs = x * s.reshape(1, -1, 1, 1)
+        y = ops.conv_transpose3x3_polyphase(xs, phases) if poly else F.conv_transpose2d(xs, wt, stride=2)
+        return y * d.reshape(1, -1, 1, 1)
+
+    winograd = lambda: ops.conv_transpose3x3_winograd(x, wt, s, d)  # noqa: E731
+    with torch.no_grad():
+        t_other, t_wino = _race(other, winograd)
+    on = t_wino <= t_other * FORM_MIN_GAIN
+    _record_shape("winograd-up", shape, {"on": on, "layer": _shape_text((*shape, False)),
+                                         "polyphase_ms" if poly else "transposed_conv_ms": round(t_other * 1e3, 3),
+                                         "winograd_ms": round(t_wino * 1e3, 3)})
+    return on
+
+
 def _apply_shape_choice(env_name: str, table: dict, known: Callable[[], dict], probe: Callable[[Any], bool],
                         what: tuple[str, str]) -> Callable[[Any], bool]:
     """Fill ``table`` for a per-shape choice and return its probe: ``$env_name`` 0 / 1 forces the form, auto (the
@@ -571,6 +610,8 @@ def _apply_shape_choices() -> None:
     ops.CPU_WINOGRAD_ROWS_PROBE = _apply_shape_choice(WINOGRAD_ROWS_ENV, ops.CPU_WINOGRAD_ROWS, kernel_winograd_rows,
                                                       probe_winograd_rows,
                                                       ("Winograd GEMMs by point", "Winograd tiles as rows"))
+    ops.CPU_WINOGRAD_UP_PROBE = _apply_shape_choice(WINOGRAD_UP_ENV, ops.CPU_WINOGRAD_UP, kernel_winograd_up,
+                                                    probe_winograd_up, ("their other form", "the compiled Winograd"))
 
 
 def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
@@ -608,7 +649,8 @@ def kernel_settings(device: torch.device) -> dict[str, Any]:
                          "native_transforms": ops.CPU_WINOGRAD_NATIVE is not None},
             "separable_fir": sg2.SEPARABLE_FIR, "fused_modconv_batch1": ops.CPU_FUSED_MODCONV,
             "polyphase_upconv": sorted(_shape_text(k) for k, on in ops.CPU_POLYPHASE.items() if on),
-            "winograd_rows": sorted(_winograd_shape_text(k) for k, on in ops.CPU_WINOGRAD_ROWS.items() if on)}
+            "winograd_rows": sorted(_winograd_shape_text(k) for k, on in ops.CPU_WINOGRAD_ROWS.items() if on),
+            "winograd_upconv": sorted(_shape_text((*k, False)) for k, on in ops.CPU_WINOGRAD_UP.items() if on)}
 
 
 # --- measuring -------------------------------------------------------------------------------------------------

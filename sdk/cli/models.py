@@ -105,4 +105,6 @@ def _kernels_text(choice: dict) -> str:
         parts.append("polyphase transposed convs for " + ", ".join(kernels["polyphase_upconv"]))
     if kernels.get("winograd_rows"):
         parts.append("Winograd tiles as rows for " + ", ".join(kernels["winograd_rows"]))
+    if kernels.get("winograd_upconv"):
+        parts.append("Winograd transposed convs for " + ", ".join(kernels["winograd_upconv"]))
     return f"; kernels: {'; '.join(parts)}" if parts else ""

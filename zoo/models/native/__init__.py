@@ -1,4 +1,5 @@
-"""Native CPU loops compiled for the machine that runs them: the Winograd tile transforms (``winograd.c``).
+"""Native CPU loops compiled for the machine that runs them: the Winograd tile transforms (``winograd.c``) of the
+3x3 convolutions and of the stride-2 3x3 transposed convolutions.
 
 The C source ships with the package. On first use it is compiled with the system C compiler (``$CC``, else
 ``cc``) for this CPU (``-O3 -march=native``, OpenMP when the compiler has it) into ganzoo's cache, keyed by the
@@ -104,12 +105,16 @@ def _load() -> None:
     ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.ganzoo_wino_input.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, cint, cint]
     lib.ganzoo_wino_output.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, i64, cint, cint]
-    lib.ganzoo_wino_input.restype = lib.ganzoo_wino_output.restype = cint
+    lib.ganzoo_upwino_input.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, cint]
+    lib.ganzoo_upwino_output.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, cint]
+    for fn in (lib.ganzoo_wino_input, lib.ganzoo_wino_output, lib.ganzoo_upwino_input, lib.ganzoo_upwino_output):
+        fn.restype = cint
     _STATE.update(lib=lib, why=None, path=path)
 
 
 def winograd() -> ctypes.CDLL | None:
-    """The compiled Winograd transforms (``ganzoo_wino_input`` / ``ganzoo_wino_output``), or None (see
+    """The compiled Winograd transforms (``ganzoo_wino_*`` for 3x3 convolutions, ``ganzoo_upwino_*`` for stride-2
+    transposed ones), or None (see
     :func:`status`). Compiles on the first call of a machine (about a third of a second), then loads from cache."""
     with _LOCK:
         if "lib" not in _STATE:

@@ -1,4 +1,5 @@
-/* Winograd F(m x m, 3x3) tile transforms for ganzoo's eager CPU convolutions (zoo/models/ops.py).
+/* Winograd tile transforms for ganzoo's eager CPU convolutions (zoo/models/ops.py): F(m x m, 3x3) for the
+ * stride-1 3x3 convolutions, and a nested F(2, 2) for the stride-2 3x3 transposed convolutions.
  *
  * Compiled on first use for the machine it runs on (zoo/models/native/__init__.py) and called through ctypes.
  * The GEMMs between the two transforms stay in oneDNN; these loops only replace the transforms, which as
@@ -182,6 +183,110 @@ int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale,
             output_row(6, 4, prod, st, scale, bias, out, row, h, w, o);
         else
             output_row(4, 2, prod, st, scale, bias, out, row, h, w, o);
+    }
+    return 0;
+}
+
+/* Stride-2 3x3 transposed convolution, per dimension: output 2j (j = 0..H) is the 2-tap correlation of
+ * (x[j-1], x[j]) with kernel taps (k0, k2), output 2j+1 is k1 x[j] (k: the kernel as a correlation, as
+ * ops.phase_kernels). A tile covers j0 = 2t, 2t+1: from (x[j0-1], x[j0], x[j0+1]) it makes 5 points, the three
+ * of F(2, 2) for the even outputs (d0 - d1, d1, d2 - d1) and the two odd-output inputs (d1, d2); its four outputs
+ * 2j0 .. 2j0+3 come back as (m0 + m1, m3, m1 + m2, m4). Nested over both dimensions: 25 points per tile, against
+ * 36 products per 4 input pixels of the direct form. ops.upconv_winograd_weight makes the matching weights. */
+INLINE void bu(const vf *d, vf *r)
+{
+    r[0] = d[0] - d[1];
+    r[1] = d[1];
+    r[2] = d[2] - d[1];
+    r[3] = d[1];
+    r[4] = d[2];
+}
+
+INLINE void au(const vf *m, vf *o)
+{
+    o[0] = m[0] + m[1];
+    o[1] = m[3];
+    o[2] = m[1] + m[2];
+    o[3] = m[4];
+}
+
+int ganzoo_upwino_input(const float *x, const float *s, float *const *v, int64_t st, int64_t n, int64_t h,
+                        int64_t w, int64_t c, int nthreads)
+{
+    if (c % VL || n < 1 || h < 1 || w < 1)
+        return -1;
+    const int64_t th = (h + 2) / 2, tw = (w + 2) / 2; /* ceil((h + 1) / 2): the even outputs 0..H */
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t row = 0; row < n * th; row++) {
+        const int64_t b = row / th, ty = row % th;
+        for (int64_t tx = 0; tx < tw; tx++) {
+            const int64_t t = row * tw + tx;
+            for (int64_t c0 = 0; c0 < c; c0 += VL) {
+                vf tmp[5][3];
+                _Pragma("GCC unroll 4") for (int j = 0; j < 3; j++) {
+                    const int64_t xx = tx * 2 + j - 1;
+                    vf d[3], r[5];
+                    _Pragma("GCC unroll 4") for (int i = 0; i < 3; i++) {
+                        const int64_t yy = ty * 2 + i - 1;
+                        d[i] = (xx < 0 || xx >= w || yy < 0 || yy >= h)
+                                   ? (vf){0}
+                                   : vload(x + ((b * h + yy) * w + xx) * c + c0);
+                    }
+                    bu(d, r);
+                    _Pragma("GCC unroll 6") for (int a = 0; a < 5; a++) tmp[a][j] = r[a];
+                }
+                const vf sc = s ? vload(s + b * c + c0) : (vf){0} + 1.0f;
+                _Pragma("GCC unroll 6") for (int a = 0; a < 5; a++) {
+                    vf r[5];
+                    bu(tmp[a], r);
+                    _Pragma("GCC unroll 6") for (int q = 0; q < 5; q++)
+                        vstream(v[a * 5 + q] + t * st + c0, r[q] * sc);
+                }
+            }
+        }
+    }
+#if defined(__AVX512F__)
+    _mm_sfence();
+#endif
+    return 0;
+}
+
+/* out: NHWC [n][2h+1][2w+1][o], the transposed convolution times scale[b][o] (no bias: the FIR comes next). */
+int ganzoo_upwino_output(const float *const *prod, int64_t st, const float *scale, float *out, int64_t n,
+                         int64_t h, int64_t w, int64_t o, int nthreads)
+{
+    if (o % VL || n < 1 || h < 1 || w < 1)
+        return -1;
+    const int64_t th = (h + 2) / 2, tw = (w + 2) / 2, ho = 2 * h + 1, wo = 2 * w + 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t row = 0; row < n * th; row++) {
+        const int64_t b = row / th, ty = row % th;
+        for (int64_t tx = 0; tx < tw; tx++) {
+            const int64_t t = row * tw + tx;
+            for (int64_t o0 = 0; o0 < o; o0 += VL) {
+                vf tmp[4][5];
+                _Pragma("GCC unroll 6") for (int q = 0; q < 5; q++) {
+                    vf d[5], r[4];
+                    _Pragma("GCC unroll 6") for (int a = 0; a < 5; a++) d[a] = vload(prod[a * 5 + q] + t * st + o0);
+                    au(d, r);
+                    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) tmp[i][q] = r[i];
+                }
+                const vf sc = scale ? vload(scale + b * o + o0) : (vf){0} + 1.0f;
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+                    const int64_t yy = ty * 4 + i;
+                    if (yy >= ho)
+                        break;
+                    vf r[4];
+                    au(tmp[i], r);
+                    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+                        const int64_t xx = tx * 4 + j;
+                        if (xx >= wo)
+                            break;
+                        vstore(out + ((b * ho + yy) * wo + xx) * o + o0, r[j] * sc);
+                    }
+                }
+            }
+        }
     }
     return 0;
 }
