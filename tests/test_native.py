@@ -268,6 +268,17 @@ def test_upsampling_layers_run_them_where_the_table_says(lib, shape_choice_state
     with torch.no_grad():
         layer(x)
     assert not spy.calls  # the table said no
+    x1, noise1 = torch.randn(1, 32, 12, 12, generator=gen), torch.randn(24, 24, generator=gen)
+    ops.CPU_WINOGRAD_UP[(32, 16, 12, 12)] = True
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", True)
+    with torch.no_grad():  # batch 1 with the styles folded into a per-call weight: not a weight to transform
+        y1 = ops.modulated_conv2d(x1, w, styles[:1], noise1, up=2, padding=1, resample_filter=f, flip_weight=False,
+                                  bias=bias, out_scale=2 ** 0.5)
+        monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
+        ref1 = ops.modulated_conv2d(x1, w, styles[:1], noise1, up=2, padding=1, resample_filter=f, flip_weight=False,
+                                    bias=bias, out_scale=2 ** 0.5)
+    assert spy.calls == ["ganzoo_upwino_input", "ganzoo_upwino_output"]  # only the second, unfused call
+    assert (y1 - ref1).abs().max() <= 1e-5 * ref1.abs().max()
 
 
 def test_stylegan2_fixture_reproduces_its_goldens_with_winograd_upsampling(lib, converted_fixture, shape_choice_state,

@@ -706,16 +706,16 @@ def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: 
     """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference.
 
     ``phases``: :func:`phase_kernels` of ``wt`` when the caller made them (else derived, cached, on demand).
-    ``scales``: (input, output) channel scales for :func:`conv_transpose3x3_winograd`, from a caller that checked
-    :func:`_upwino`.
+    ``scales``: run it as :func:`conv_transpose3x3_winograd` with these (input, output) channel scales; for a
+    caller that checked :func:`_upwino` (modulated layers).
     """
     kw = wt.shape[3]
     fw = f.shape[-1]
     p0 = padding + (fw + up - 1) // 2 - (kw - 1)
     p1 = padding + (fw - up) // 2 - (kw - up)
     pt = max(min(-p0, -p1), 0)
-    if phases is None and (scales is not None or _upwino(x, wt, up)):
-        x = conv_transpose3x3_winograd(x, wt, *(scales or (None, None)))
+    if scales is not None:  # only for a frozen operand: its Winograd weights are cached, not remade per call
+        x = conv_transpose3x3_winograd(x, wt, *scales)
         if pt:
             x = x[:, :, pt:-pt, pt:-pt]
     elif phases is not None or _polyphase(x, wt, up):
