@@ -130,16 +130,23 @@ def test_modulated_layers_scale_inside_the_transforms_in_both_gemm_forms(lib, sh
         assert (y - direct).abs().max() <= REL_TOL[4] * direct.abs().max(), f"rows={rows}"
 
 
-def test_stylegan2_fixture_reproduces_its_goldens_through_them(lib, converted_fixture, monkeypatch):
+def _reproduce_sg2_goldens(G, lib, monkeypatch, what: str) -> Spy:
+    """The StyleGAN2 fixture's goldens through ``G`` with the compiled transforms behind a spy (returned)."""
     name = "sg2ada_uncond_64"
-    G = zoo.load(converted_fixture(name, PKL), quiet=True)
     gold, man = golden(name), manifest(name)
     calls = sg2_golden_calls(G, gold["z"], None)
     spy = Spy(lib)
     monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
-    with ops.cpu_winograd(4), torch.no_grad():
+    with torch.no_grad():
         for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
-            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with the compiled transforms")
+            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} {what}")
+    return spy
+
+
+def test_stylegan2_fixture_reproduces_its_goldens_through_them(lib, converted_fixture, monkeypatch):
+    G = zoo.load(converted_fixture("sg2ada_uncond_64", PKL), quiet=True)
+    with ops.cpu_winograd(4):
+        spy = _reproduce_sg2_goldens(G, lib, monkeypatch, "with the compiled transforms")
     n3 = sum(1 for mod in G.modules() if getattr(mod, "up", None) == 1 and getattr(mod, "weight", None) is not None
              and mod.weight.ndim == 4 and mod.weight.shape[2] == 3 and mod.weight.shape[1] % 16 == 0)
     assert n3 > 0 and spy.calls.count("ganzoo_wino_output") >= 3 * n3
@@ -283,18 +290,11 @@ def test_upsampling_layers_run_them_where_the_table_says(lib, shape_choice_state
 
 def test_stylegan2_fixture_reproduces_its_goldens_with_winograd_upsampling(lib, converted_fixture, shape_choice_state,
                                                                           monkeypatch):
-    name = "sg2ada_uncond_64"
-    G = zoo.load(converted_fixture(name, PKL), quiet=True)
-    gold, man = golden(name), manifest(name)
-    calls = sg2_golden_calls(G, gold["z"], None)
-    spy = Spy(lib)
-    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    G = zoo.load(converted_fixture("sg2ada_uncond_64", PKL), quiet=True)
     monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
     ops.CPU_WINOGRAD_UP.clear()
     ops.CPU_WINOGRAD_UP_PROBE = lambda _shape: True
-    with torch.no_grad():
-        for key in ("img_const_psi1", "img_const_psi0_5", "img_none_psi1"):
-            assert_close(calls[key](), gold[key], tolerance(man, key), f"{key} with Winograd transposed convs")
+    spy = _reproduce_sg2_goldens(G, lib, monkeypatch, "with Winograd transposed convs")
     ups = sum(1 for mod in G.modules() if getattr(mod, "up", 1) == 2 and getattr(mod, "weight", None) is not None
               and mod.weight.ndim == 4 and mod.weight.shape[2] == 3 and mod.weight.shape[0] % 16 == 0)
     assert ups > 0 and spy.calls.count("ganzoo_upwino_output") >= 3 * ups

@@ -415,6 +415,16 @@ def _winograd_grouped(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.
     return out.view(n, th * m, tw * m, o)[:, :h, :wd].permute(0, 3, 1, 2)
 
 
+def _shape_choice(table: dict, probe: Callable[[Any], bool] | None, key: tuple) -> bool:
+    """A per-layer-shape form choice: the table's answer, else the probe's (kept in the table), else off."""
+    on = table.get(key)
+    if on is None:
+        if probe is None:
+            return False
+        on = table[key] = bool(probe(key))
+    return on
+
+
 def _native_ok(x: torch.Tensor, w: torch.Tensor, *more: torch.Tensor | None) -> bool:
     """Whether :data:`CPU_WINOGRAD_NATIVE` can run this call: eager CPU fp32 inference, channels a multiple of 16."""
     if CPU_WINOGRAD_NATIVE is None or x.dtype != torch.float32 or w.dtype != torch.float32:
@@ -422,6 +432,20 @@ def _native_ok(x: torch.Tensor, w: torch.Tensor, *more: torch.Tensor | None) -> 
     if x.shape[1] % 16 or w.shape[0] % 16 or any(t is not None and t.dtype != torch.float32 for t in more):
         return False
     return _onednn_eager(x, w, *(t for t in more if t is not None))
+
+
+def _point_ptrs(t: torch.Tensor, p: int, step: int) -> ctypes.Array:
+    """Addresses of ``p`` transform points in ``t``, ``step`` elements apart, for the compiled transforms."""
+    base, item = t.data_ptr(), t.element_size()
+    return (ctypes.c_void_p * p)(*(base + q * item * step for q in range(p)))
+
+
+def _grouped_point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``v[t, q] @ u[q]^T`` for [T, P, C] tiles and [P, O, C] weights as one grouped 1x1 convolution: [T, P*O]."""
+    t, p, c = v.shape
+    o = u.shape[1]
+    prod = F.conv2d(v.view(1, t, 1, p * c).permute(0, 3, 1, 2), u.reshape(p * o, c, 1, 1), groups=p)
+    return prod.permute(0, 2, 3, 1).reshape(t, p * o).contiguous()  # a view when oneDNN kept NHWC
 
 
 def _winograd_native(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.Tensor | None,
@@ -444,24 +468,19 @@ def _winograd_native(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.T
     s_in = None if in_scale is None else in_scale.reshape(n, c).contiguous()
     s_out = None if out_scale is None else out_scale.reshape(n, o).contiguous()
     b = None if bias is None else bias.reshape(o).contiguous()
-    ptrs = ctypes.c_void_p * p
     v = torch.empty(t, p, c) if rows else torch.empty(p, t, c)
-    base, item = v.data_ptr(), v.element_size()
-    v_ptrs = ptrs(*(base + q * item * (c if rows else t * c) for q in range(p)))
-    rc = lib.ganzoo_wino_input(xc.data_ptr(), None if s_in is None else s_in.data_ptr(), v_ptrs,
+    rc = lib.ganzoo_wino_input(xc.data_ptr(), None if s_in is None else s_in.data_ptr(),
+                               _point_ptrs(v, p, c if rows else t * c),
                                p * c if rows else c, n, h, wd, c, m, nthreads)
     if rc != 0:
         raise RuntimeError(f"native Winograd input transform refused {tuple(x.shape)} (F({m}x{m}))")
     if rows:
-        prod = F.conv2d(v.view(1, t, 1, p * c).permute(0, 3, 1, 2), u.reshape(p * o, c, 1, 1), groups=p)
-        prod = prod.permute(0, 2, 3, 1).reshape(t, p * o).contiguous()  # [T, P*O]; a view when oneDNN kept NHWC
-        keep = [prod]
-        base = prod.data_ptr()
-        p_ptrs, st = ptrs(*(base + q * item * o for q in range(p))), p * o
+        keep = [_grouped_point_gemms(v, u)]
+        p_ptrs, st = _point_ptrs(keep[0], p, o), p * o
     else:
         lin = torch.ops.mkldnn._linear_pointwise
         keep = [lin(v[q], u[q], None, "none", [], "") for q in range(p)]
-        p_ptrs, st = ptrs(*(k.data_ptr() for k in keep)), o
+        p_ptrs, st = (ctypes.c_void_p * p)(*(k.data_ptr() for k in keep)), o
     out = torch.empty(n, h, wd, o)
     rc = lib.ganzoo_wino_output(p_ptrs, st, None if s_out is None else s_out.data_ptr(),
                                 None if b is None else b.data_ptr(), out.data_ptr(), n, h, wd, o, m, nthreads)
@@ -495,12 +514,7 @@ def _upwino(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
     if not _native_ok(x, wt):
         return False
     key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]))
-    on = CPU_WINOGRAD_UP.get(key)
-    if on is None:
-        if CPU_WINOGRAD_UP_PROBE is None:
-            return False
-        on = CPU_WINOGRAD_UP[key] = bool(CPU_WINOGRAD_UP_PROBE(key))
-    return on
+    return _shape_choice(CPU_WINOGRAD_UP, CPU_WINOGRAD_UP_PROBE, key)
 
 
 def conv_transpose3x3_winograd(x: torch.Tensor, wt: torch.Tensor, in_scale: torch.Tensor | None = None,
@@ -524,18 +538,14 @@ def conv_transpose3x3_winograd(x: torch.Tensor, wt: torch.Tensor, in_scale: torc
     xc = x.contiguous(memory_format=torch.channels_last)
     s_in = None if in_scale is None else in_scale.reshape(n, c).to(x.dtype).contiguous()
     s_out = None if out_scale is None else out_scale.reshape(n, o).to(x.dtype).contiguous()
-    ptrs = ctypes.c_void_p * 25
     v = torch.empty(t, 25, c)
-    item = v.element_size()
-    rc = lib.ganzoo_upwino_input(xc.data_ptr(), None if s_in is None else s_in.data_ptr(),
-                                 ptrs(*(v.data_ptr() + q * item * c for q in range(25))), 25 * c, n, h, wd, c,
-                                 torch.get_num_threads())
+    rc = lib.ganzoo_upwino_input(xc.data_ptr(), None if s_in is None else s_in.data_ptr(), _point_ptrs(v, 25, c),
+                                 25 * c, n, h, wd, c, torch.get_num_threads())
     if rc != 0:
         raise RuntimeError(f"native transposed-conv Winograd input transform refused {tuple(x.shape)}")
-    prod = F.conv2d(v.view(1, t, 1, 25 * c).permute(0, 3, 1, 2), u.reshape(25 * o, c, 1, 1), groups=25)
-    prod = prod.permute(0, 2, 3, 1).reshape(t, 25 * o).contiguous()
+    prod = _grouped_point_gemms(v, u)
     out = torch.empty(n, 2 * h + 1, 2 * wd + 1, o)
-    rc = lib.ganzoo_upwino_output(ptrs(*(prod.data_ptr() + q * item * o for q in range(25))), 25 * o,
+    rc = lib.ganzoo_upwino_output(_point_ptrs(prod, 25, o), 25 * o,
                                   None if s_out is None else s_out.data_ptr(), out.data_ptr(), n, h, wd, o,
                                   torch.get_num_threads())
     if rc != 0:
@@ -548,12 +558,7 @@ def _winograd_form(x: torch.Tensor, w: torch.Tensor, *more: torch.Tensor) -> str
     if not _onednn_eager(x, w, *more):
         return "points"
     key = (CPU_WINOGRAD, int(w.shape[1]), int(w.shape[0]), int(x.shape[2]), int(x.shape[3]))
-    on = CPU_WINOGRAD_ROWS.get(key)
-    if on is None:
-        if CPU_WINOGRAD_ROWS_PROBE is None:
-            return "points"
-        on = CPU_WINOGRAD_ROWS[key] = bool(CPU_WINOGRAD_ROWS_PROBE(key))
-    return "rows" if on else "points"
+    return "rows" if _shape_choice(CPU_WINOGRAD_ROWS, CPU_WINOGRAD_ROWS_PROBE, key) else "points"
 
 
 def _winograd_eligible(x: torch.Tensor, w: torch.Tensor, padding: int) -> bool:
@@ -739,12 +744,7 @@ def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
         return False
     cl = _weight_layout(x) == torch.channels_last
     key = (int(wt.shape[0]), int(wt.shape[1]), int(x.shape[2]), int(x.shape[3]), cl)
-    on = CPU_POLYPHASE.get(key)
-    if on is None:
-        if CPU_POLYPHASE_PROBE is None:
-            return False
-        on = CPU_POLYPHASE[key] = bool(CPU_POLYPHASE_PROBE(key))
-    return on
+    return _shape_choice(CPU_POLYPHASE, CPU_POLYPHASE_PROBE, key)
 
 
 def phase_kernels(wt: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -805,21 +805,17 @@ def modulated_conv2d(
     form = _winograd_form(x, weight, styles) if up == 1 and _winograd_eligible(x, weight, padding) else None
     if form == "rows" or (form is not None and _native_ok(x, weight, styles)):
         # the styles scale the tiles as they are gathered, the demodulation and bias come with the last pass
-        dcoefs = _demod_coefs(weight, styles) * out_scale if demodulate else None
-        if dcoefs is None and out_scale != 1:
-            dcoefs = torch.full((n, out_c), out_scale, dtype=x.dtype, device=x.device)
         x = conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]), CPU_WINOGRAD, in_scale=styles,
-                             out_scale=dcoefs, bias=None if bias is None else bias * out_scale, form=form)
+                             out_scale=_out_scales(x, weight, styles, demodulate, out_scale),
+                             bias=None if bias is None else bias * out_scale, form=form)
         return x if noise is None else x.add_(noise.to(x.dtype) * out_scale)
     if up > 1 and kh == 3 and kw == 3 and resample_filter is not None and _native_ok(x, weight, styles):
         xt = _channels_last_on_cpu(x, "conv_transpose")
         wt = _transposed_operand(weight, flip_weight, xt)
         if _upwino(xt, wt, up):  # the styles and demodulation inside the compiled transforms, the bias in the FIR
-            dcoefs = _demod_coefs(weight, styles) * out_scale if demodulate else None
-            if dcoefs is None and out_scale != 1:
-                dcoefs = torch.full((n, out_c), out_scale, dtype=x.dtype, device=x.device)
+            scales = (styles, _out_scales(x, weight, styles, demodulate, out_scale))
             x = _conv_transpose_fir(xt, wt, resample_filter, up, padding, separable,
-                                    bias=None if bias is None else bias * out_scale, scales=(styles, dcoefs))
+                                    bias=None if bias is None else bias * out_scale, scales=scales)
             return x if noise is None else x.add_(noise.to(x.dtype) * out_scale)
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
@@ -839,6 +835,17 @@ def modulated_conv2d(
         # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
         x = x.add_(noise.to(x.dtype) * out_scale)
     return x
+
+
+def _out_scales(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
+                out_scale: float) -> torch.Tensor | None:
+    """Per (sample, output channel) scale of a modulated layer applied inside a fused pass: demodulation times
+    ``out_scale``, or ``out_scale`` alone, or None when there is nothing to scale."""
+    if demodulate:
+        return _demod_coefs(weight, styles) * out_scale
+    if out_scale == 1:
+        return None
+    return torch.full((x.shape[0], weight.shape[0]), out_scale, dtype=x.dtype, device=x.device)
 
 
 def _demod_coefs(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
