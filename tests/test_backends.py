@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import stat
+import time
 
 import pytest
 import torch
@@ -325,3 +326,25 @@ def test_bf16_measures_its_own_batch_size_and_keeps_it_apart(dcgan):
     assert fp32.source == "adaptive" and fp32.precision == "fp32"
     _, forced = resolve(dcgan, batch_size=3, precision="bf16")
     assert forced.source == "forced" and forced.batch_size == 3
+
+
+def _sleeper(*seconds: float):
+    """A callable that sleeps the given seconds on successive calls (the last one repeats); counts its calls."""
+    calls = []
+
+    def fn() -> None:
+        calls.append(None)
+        time.sleep(seconds[min(len(calls), len(seconds)) - 1])
+
+    fn.calls = calls
+    return fn
+
+
+def test_a_form_race_is_not_decided_by_one_disturbed_round():
+    steady, disturbed = _sleeper(0.02), _sleeper(0.001, 0.08, 0.004)  # warm-up, a disturbed round, then fast
+    race = importlib.import_module("sdk.backends.tune")._race
+    t_steady, t_disturbed = race(steady, disturbed)
+    assert t_disturbed < 0.01 < t_steady  # the second round shows the disturbed form is the fast one
+    slow, fast = _sleeper(0.03), _sleeper(0.005)
+    race(slow, fast)
+    assert len(slow.calls) == len(fast.calls) == 3  # warm-up and two rounds: clearly slower, not timed further

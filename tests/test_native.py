@@ -274,7 +274,8 @@ def test_upsampling_layers_run_them_where_the_table_says(lib, shape_choice_state
     ops.CPU_WINOGRAD_UP[(32, 16, 6, 6)] = False
     with torch.no_grad():
         layer(x)
-    assert not spy.calls  # the table said no
+    assert spy.calls == ["ganzoo_fir4"]  # the table said no: only the FIR is compiled
+    spy.calls.clear()
     x1, noise1 = torch.randn(1, 32, 12, 12, generator=gen), torch.randn(24, 24, generator=gen)
     ops.CPU_WINOGRAD_UP[(32, 16, 12, 12)] = True
     monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", True)
@@ -284,7 +285,8 @@ def test_upsampling_layers_run_them_where_the_table_says(lib, shape_choice_state
         monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
         ref1 = ops.modulated_conv2d(x1, w, styles[:1], noise1, up=2, padding=1, resample_filter=f, flip_weight=False,
                                     bias=bias, out_scale=2 ** 0.5)
-    assert spy.calls == ["ganzoo_upwino_input", "ganzoo_upwino_output"]  # only the second, unfused call
+    # the fused call filters natively, the second runs the transforms too
+    assert spy.calls == ["ganzoo_fir4", "ganzoo_upwino_input", "ganzoo_upwino_output", "ganzoo_fir4"]
     assert (y1 - ref1).abs().max() <= 1e-5 * ref1.abs().max()
 
 
@@ -331,3 +333,110 @@ def test_transposed_choice_is_timed_once_kept_forced_by_env_and_reported(lib, sh
     monkeypatch.setenv(tuning.WINOGRAD_UP_ENV, "sometimes")
     with pytest.raises(BackendError, match="GANZOO_WINOGRAD_UP='sometimes'"):
         tuning.apply_kernel_layouts(torch.device("cpu"))
+
+
+def _fir_ref(x, f, pad, scale, bias, noise, activation, clamp):
+    """float64 reference: the project's upfirdn2d (tests/test_upfirdn.py checks it against upstream), then the
+    epilogue step by step."""
+    y = ops.upfirdn2d(x.double(), f.double(), padding=(pad,) * 4, gain=4)
+    if scale is not None:
+        y = y * scale.double()[:, :, None, None]
+    if bias is not None:
+        y = y + bias.double()[None, :, None, None]
+    if noise is not None:
+        y = y + noise.double()
+    y = {"lrelu": lambda t: F.leaky_relu(t, 0.2), "relu": F.relu, "linear": lambda t: t}[activation](y)
+    return y if clamp is None else y.clamp(-clamp, clamp)
+
+
+@pytest.mark.parametrize("activation, clamp", [("linear", None), ("lrelu", None), ("lrelu", 0.3), ("relu", 0.5)])
+def test_fir_equals_upfirdn_with_the_epilogue(lib, activation, clamp, monkeypatch):
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    gen = torch.Generator().manual_seed(13)
+    f2, f1 = ops.make_filter([1, 3, 3, 1]), torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8
+    for n, c, h, w, pad in [(1, 16, 13, 13, 1), (3, 32, 9, 17, 1), (2, 16, 8, 8, 2), (2, 48, 7, 5, 0)]:
+        x = torch.randn(n, c, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
+        ho, wo = h + 2 * pad - 3, w + 2 * pad - 3
+        scale, bias = torch.rand(n, c, generator=gen) + 0.5, torch.randn(c, generator=gen)
+        for noise in (None, torch.randn(ho, wo, generator=gen), torch.randn(n, 1, ho, wo, generator=gen)):
+            for f, kw in ((f2, {"scale": scale, "bias": bias}), (f1, {"bias": bias}), (f2, {})):
+                ep = ops.Epilogue(noise, activation, clamp)
+                spy.calls.clear()
+                with torch.no_grad():
+                    y = ops.fir4_native(x, f, pad, 4.0, epilogue=ep, **kw)
+                ref = _fir_ref(x, f2, pad, kw.get("scale"), kw.get("bias"), noise, activation, clamp)
+                size = _fir_ref(x, f2, pad, kw.get("scale"), kw.get("bias"), noise, "linear", None).abs().max()
+                assert spy.calls == ["ganzoo_fir4"] and y.shape == ref.shape
+                assert y.is_contiguous(memory_format=torch.channels_last)
+                err = (y.double() - ref).abs().max().item() / size.item()  # relative to the values before the clamp
+                assert err <= 1e-6, f"{[n, c, h, w]} pad {pad} noise {None if noise is None else noise.ndim}: {err:.2g}"
+
+
+def test_fir_refuses_filters_it_cannot_run(lib, monkeypatch):
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", lib)
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad():
+        assert ops.fir4_native(x, torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 2, 2, 1])), 1) is None
+        assert ops.fir4_native(x, torch.rand(4, 4) + torch.eye(4), 1) is None  # not separable
+        assert ops.fir4_native(x, ops.make_filter([1, 2, 1]), 1) is None  # 3 taps
+    assert not ops._fir4_ok(torch.randn(1, 24, 8, 8), ops.make_filter([1, 3, 3, 1]))  # 24 channels
+    assert not ops._fir4_ok(x.double(), ops.make_filter([1, 3, 3, 1]))
+
+
+def test_a_noise_with_channels_runs_as_pytorch_passes_after_the_compiled_output(lib, monkeypatch):
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", lib)
+    applied = []
+    real = ops.apply_epilogue
+    monkeypatch.setattr(ops, "apply_epilogue", lambda x, ep: applied.append(ep) or real(x, ep))
+    gen = torch.Generator().manual_seed(17)
+    x, w = torch.randn(2, 16, 8, 8, generator=gen), torch.randn(16, 16, 3, 3, generator=gen)
+    ref = F.conv2d(x.double(), w.double(), padding=1)
+    for noise, fused in ((torch.randn(2, 1, 8, 8, generator=gen), True),
+                         (torch.randn(1, 16, 8, 8, generator=gen), False)):
+        applied.clear()
+        with torch.no_grad():
+            y = ops.conv3x3_winograd(x, w, 4, epilogue=ops.Epilogue(noise, "lrelu", 2.0))
+        want = F.leaky_relu(ref + noise.double(), 0.2).clamp(-2, 2)
+        assert (y.double() - want).abs().max() <= REL_TOL[4] * want.abs().max()
+        assert applied == [None] if fused else [ops.Epilogue(noise, "lrelu", 2.0)]
+
+
+@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("activation", ["lrelu", "linear"])
+@pytest.mark.parametrize("noise_mode", ["const", "random", "none"])
+def test_synthesis_layers_finish_inside_the_compiled_kernels(lib, up, activation, noise_mode, shape_choice_state,
+                                                             monkeypatch):
+    from zoo.models.stylegan2 import SynthesisLayer
+
+    from test_stylegan2_layer import reference
+
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_FUSED_MODCONV", False)
+    torch.manual_seed(3)
+    layer = SynthesisLayer(32, 16, w_dim=8, resolution=12, up=up, activation=activation, conv_clamp=0.4)
+    with torch.no_grad():
+        layer.bias.normal_()
+        layer.noise_strength.fill_(0.7)
+    x, w = torch.randn(3, 32, 12 // up, 12 // up), torch.randn(3, 8)
+    monkeypatch.setattr(ops, "apply_epilogue", lambda y, ep: pytest.fail("a PyTorch pass") if ep else y)
+    for other in (False, True):  # Winograd rows / the transposed Winograd, or the other forms
+        ops.CPU_WINOGRAD_ROWS.clear()
+        ops.CPU_WINOGRAD_UP.clear()
+        ops.CPU_WINOGRAD_ROWS_PROBE = ops.CPU_WINOGRAD_UP_PROBE = lambda _shape, on=other: on
+        ops.CPU_WINOGRAD_NATIVE = spy
+        spy.calls.clear()
+        gen_state = torch.random.get_rng_state()
+        with ops.cpu_winograd(4), torch.no_grad():
+            y = layer(x, w, noise_mode=noise_mode, gain=0.5 ** 0.5)
+        torch.random.set_rng_state(gen_state)
+        noise = None
+        if noise_mode == "const":
+            noise = layer.noise_const * layer.noise_strength
+        elif noise_mode == "random":
+            noise = torch.randn([3, 1, 12, 12]) * layer.noise_strength
+        layer64 = layer.double()
+        ref = reference(layer64, x.double(), w.double(), None if noise is None else noise.double(), 0.5 ** 0.5)
+        layer.float()
+        assert spy.calls[-1] == ("ganzoo_fir4" if up == 2 else "ganzoo_wino_output")
+        assert (y.double() - ref).abs().max() <= 1e-4 * ref.abs().max(), f"other forms: {other}"

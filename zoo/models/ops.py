@@ -10,7 +10,7 @@ import contextlib
 import ctypes
 import math
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,62 @@ def bias_act(
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+class Epilogue(NamedTuple):
+    """What a modulated layer does after its bias, in the reference's order: add ``noise`` (broadcastable to
+    [N, 1, H, W], already times the layer's gain), the activation ("linear", "lrelu" with slope 0.2, or "relu"),
+    then clamp to +-``clamp``. The compiled kernels apply it as they write their result, :func:`apply_epilogue`
+    elsewhere."""
+
+    noise: torch.Tensor | None = None
+    activation: str = "linear"
+    clamp: float | None = None
+
+
+_ACT_SLOPE = {"linear": 1.0, "lrelu": 0.2, "relu": 0.0}
+
+
+def apply_epilogue(x: torch.Tensor, ep: Epilogue | None) -> torch.Tensor:
+    """:class:`Epilogue` ``ep`` as PyTorch passes: the noise and activation in place on ``x`` (a tensor the caller
+    made, that no backward needs), the clamp out of place (autograd keeps the activation's output)."""
+    if ep is None:
+        return x
+    if ep.noise is not None:
+        x = x.add_(ep.noise.to(x.dtype))
+    if ep.activation == "lrelu":
+        x = F.leaky_relu(x, 0.2, inplace=True)
+    elif ep.activation == "relu":
+        x = F.relu(x, inplace=True)
+    elif ep.activation != "linear":
+        raise ValueError(f"unknown activation {ep.activation!r}")
+    if ep.clamp is not None and ep.clamp >= 0:
+        x = x.clamp(-ep.clamp, ep.clamp)
+    return x
+
+
+def _epilogue_args(ep: Epilogue | None, n: int, h: int, w: int) -> tuple | None:
+    """:class:`Epilogue` ``ep`` as the compiled kernels take it: (noise plane address, elements between samples'
+    planes, leaky slope, clamp or -1, the plane to keep alive); None when its noise is not one [H, W] plane, shared
+    or per sample (then :func:`apply_epilogue` does it)."""
+    if ep is None:
+        return None, 0, 1.0, -1.0, None
+    if ep.activation not in _ACT_SLOPE:
+        raise ValueError(f"unknown activation {ep.activation!r}")
+    plane, step = None, 0
+    if ep.noise is not None:
+        if ep.noise.dtype != torch.float32 or ep.noise.device.type != "cpu":
+            return None
+        try:
+            if tuple(torch.broadcast_shapes(ep.noise.shape, (n, 1, h, w))) != (n, 1, h, w):
+                return None
+        except RuntimeError:
+            return None
+        full = ep.noise.expand(n, 1, h, w)
+        shared = n == 1 or full.stride(0) == 0
+        plane, step = (full[0, 0].contiguous(), 0) if shared else (full[:, 0].contiguous(), h * w)
+    clamp = -1.0 if ep.clamp is None or ep.clamp < 0 else float(ep.clamp)
+    return None if plane is None else plane.data_ptr(), step, _ACT_SLOPE[ep.activation], clamp, plane
 
 
 def _separable(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -309,13 +365,15 @@ def _point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bool = False,
                      in_scale: torch.Tensor | None = None, out_scale: torch.Tensor | None = None,
-                     bias: torch.Tensor | None = None, form: str = "points") -> torch.Tensor:
+                     bias: torch.Tensor | None = None, form: str = "points",
+                     epilogue: Epilogue | None = None) -> torch.Tensor:
     """``F.conv2d(x, w, padding=1)`` for a [O, I, 3, 3] weight by Winograd F(m x m, 3x3), m = 2 or 4.
 
     Tiles of (m+2)^2 input pixels (stride m) are transformed with ``B^T d B``, multiplied with the transformed
     weight in one GEMM per transform point (channels as the reduction), and mapped back with ``A^T M A``.
     ``in_scale`` ([N, I]), ``out_scale`` ([N, O]) and ``bias`` ([O]) give ``conv(x * in_scale) * out_scale + bias``
-    (a modulated convolution), applied inside the passes the transform makes anyway when that is possible.
+    (a modulated convolution), applied inside the passes the transform makes anyway when that is possible, and
+    then ``epilogue`` (:class:`Epilogue`; inside the compiled output transform when that runs).
 
     ``form="rows"`` runs eager CPU inference as :func:`_winograd_grouped` (:data:`CPU_WINOGRAD_ROWS` says which
     layers). Otherwise (the default "points" form, autograd, tracing for compile or export, functorch) each
@@ -338,10 +396,10 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
     bt, _, at = _WINO_MATS[m]
     u = winograd_weight(w, m)  # [a*a, O, C]
     if not pointwise and _native_ok(x, w, in_scale, out_scale, bias):
-        return _winograd_native(x, u, m, in_scale, out_scale, bias, rows=form == "rows")
+        return _winograd_native(x, u, m, in_scale, out_scale, bias, rows=form == "rows", epilogue=epilogue)
     if form == "rows" and not pointwise and _onednn_eager(x, w, *(s for s in (in_scale, out_scale, bias)
                                                                    if s is not None)):
-        return _winograd_grouped(x, u, m, in_scale, out_scale, bias)
+        return apply_epilogue(_winograd_grouped(x, u, m, in_scale, out_scale, bias), epilogue)
     if in_scale is not None:
         x = x * in_scale.to(x.dtype).reshape(n, c, 1, 1)
     xp = F.pad(x, [1, tw * m + 1 - wd, 1, th * m + 1 - h])
@@ -367,7 +425,9 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
         y = y * out_scale.to(y.dtype).reshape(n, o, 1, 1)
     if bias is not None:
         y = y + bias.to(y.dtype).reshape(1, o, 1, 1)
-    return y
+    if epilogue is not None and out_scale is None and bias is None:
+        y = y.clone()  # the epilogue works in place, and y is a view of the transform's product here
+    return apply_epilogue(y, epilogue)
 
 
 def _winograd_grouped(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.Tensor | None,
@@ -449,11 +509,13 @@ def _grouped_point_gemms(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def _winograd_native(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.Tensor | None,
-                     out_scale: torch.Tensor | None, bias: torch.Tensor | None, rows: bool) -> torch.Tensor:
+                     out_scale: torch.Tensor | None, bias: torch.Tensor | None, rows: bool,
+                     epilogue: Epilogue | None = None) -> torch.Tensor:
     """:func:`conv3x3_winograd` with the compiled transforms (``zoo/models/native/winograd.c``) around oneDNN GEMMs.
 
     The input transform reads the channels-last input with the zero border, scales by ``in_scale`` and writes
-    the transformed tiles once; the output transform writes the NHWC result with ``out_scale`` and ``bias``. With
+    the transformed tiles once; the output transform writes the NHWC result with ``out_scale``, ``bias`` and the
+    ``epilogue`` (its noise when that is one plane, else as PyTorch passes after). With
     ``rows`` the tiles are [T, point, C] and the GEMMs one grouped 1x1 convolution, else [point, T, C] and one
     oneDNN linear per point. AMD Zen 5, two threads, batch 1, modulated layer: 128 ch at 256 px 18 ms (direct
     convolution 38, tiles as rows in PyTorch 37), 256 ch at 128 px 15 (24).
@@ -482,12 +544,16 @@ def _winograd_native(x: torch.Tensor, u: torch.Tensor, m: int, in_scale: torch.T
         keep = [lin(v[q], u[q], None, "none", [], "") for q in range(p)]
         p_ptrs, st = (ctypes.c_void_p * p)(*(k.data_ptr() for k in keep)), o
     out = torch.empty(n, h, wd, o)
+    ep = _epilogue_args(epilogue, n, h, wd)
+    rest = None if ep is not None else epilogue
+    noise, step, slope, clamp, _plane = ep if ep is not None else _epilogue_args(None, n, h, wd)
     rc = lib.ganzoo_wino_output(p_ptrs, st, None if s_out is None else s_out.data_ptr(),
-                                None if b is None else b.data_ptr(), out.data_ptr(), n, h, wd, o, m, nthreads)
+                                None if b is None else b.data_ptr(), noise, step, slope, clamp, out.data_ptr(),
+                                n, h, wd, o, m, nthreads)
     del keep
     if rc != 0:
         raise RuntimeError(f"native Winograd output transform refused {tuple(x.shape)} (F({m}x{m}))")
-    return out.permute(0, 3, 1, 2)
+    return apply_epilogue(out.permute(0, 3, 1, 2), rest)
 
 
 # G of the nested F(2, 2) of a stride-2 3x3 transposed convolution, per dimension, on the correlation taps
@@ -707,12 +773,15 @@ def _transposed_weight(w: torch.Tensor, flip_weight: bool, layout: torch.memory_
 def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: int, padding: int,
                         separable: bool, phases: Sequence[torch.Tensor] | None = None,
                         bias: torch.Tensor | None = None,
-                        scales: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
+                        scales: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+                        fir_scale: torch.Tensor | None = None, epilogue: Epilogue | None = None) -> torch.Tensor:
     """The stride-``up`` transposed convolution by an [I, O, k, k] weight followed by the FIR, as the reference.
 
     ``phases``: :func:`phase_kernels` of ``wt`` when the caller made them (else derived, cached, on demand).
     ``scales``: run it as :func:`conv_transpose3x3_winograd` with these (input, output) channel scales; for a
-    caller that checked :func:`_upwino` (modulated layers).
+    caller that checked :func:`_upwino` (modulated layers). ``fir_scale`` ([N, O]) scales the FIR's result before
+    the ``bias``; ``epilogue`` (:class:`Epilogue`) comes last. With :data:`CPU_WINOGRAD_NATIVE` the FIR, both and
+    the bias are one compiled pass (:func:`fir4_native`).
     """
     kw = wt.shape[3]
     fw = f.shape[-1]
@@ -731,8 +800,67 @@ def _conv_transpose_fir(x: torch.Tensor, wt: torch.Tensor, f: torch.Tensor, up: 
             x = x[:, :, pt:-pt, pt:-pt]
     else:
         x = F.conv_transpose2d(x, wt, stride=up, padding=pt)
-    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up, separable=separable,
-                     bias=bias)
+    pad = (p0 + pt, p1 + pt, p0 + pt, p1 + pt)
+    if p0 == p1 and p0 + pt >= 0 and _fir4_ok(x, f, bias, fir_scale):
+        y = fir4_native(x, f, p0 + pt, up * up, scale=fir_scale, bias=bias, epilogue=epilogue)
+        if y is not None:
+            return y
+    if fir_scale is None:
+        return apply_epilogue(upfirdn2d(x, f, padding=pad, gain=up * up, separable=separable, bias=bias), epilogue)
+    x = upfirdn2d(x, f, padding=pad, gain=up * up, separable=separable)
+    s = fir_scale.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
+    x = x * s if bias is None else torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1), x, s)
+    return apply_epilogue(x, epilogue)
+
+
+def _fir4_ok(x: torch.Tensor, f: torch.Tensor, *more: torch.Tensor | None) -> bool:
+    """Whether :func:`fir4_native` can filter ``x`` by ``f``: eager fp32 CPU inference, channels in sixteens, a
+    4-tap filter."""
+    return (CPU_WINOGRAD_NATIVE is not None and x.ndim == 4 and x.shape[1] % 16 == 0 and x.dtype == torch.float32
+            and f.shape[-1] == 4 and f.ndim in (1, 2) and _onednn_eager(x, *(t for t in more if t is not None))
+            and all(t is None or t.dtype == torch.float32 for t in more))
+
+
+def _fir4_taps(f: torch.Tensor, gain: float) -> torch.Tensor:
+    """The 1-D taps (as a correlation, ``gain`` split over both passes) of a 4-tap FIR that is the same along both
+    axes, as :func:`upfirdn2d` applies it; an empty tensor when ``f`` is not such a filter. Cached per filter."""
+    def taps(f: torch.Tensor) -> torch.Tensor:
+        g = f.double().flip(list(range(f.ndim)))
+        if g.ndim == 1:
+            return (g * math.sqrt(gain)).float()
+        parts = _separable(g) if g.shape == (4, 4) else None
+        if parts is None or not torch.allclose(parts[0], parts[1], rtol=1e-6, atol=1e-9):
+            return torch.empty(0)
+        return (parts[0] * math.sqrt(gain)).float()
+
+    return from_frozen(f, ("fir4", float(gain)), taps)
+
+
+def fir4_native(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0, scale: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None, epilogue: Epilogue | None = None) -> torch.Tensor | None:
+    """``upfirdn2d(x, f, padding=pad, gain=gain) * scale + bias``, then ``epilogue``, as one compiled pass
+    (``ganzoo_fir4`` of ``zoo/models/native/winograd.c``) writing channels-last: the separable filter's 8 products
+    per output against 16, and no passes of their own for the scale, bias, noise and activation. None when ``f``
+    is not a 4-tap filter alike on both axes (the caller then runs :func:`upfirdn2d`).
+    """
+    t = _fir4_taps(f, gain)
+    if t.numel() != 4:
+        return None
+    n, c, h, w = x.shape
+    ho, wo = h + 2 * pad - 3, w + 2 * pad - 3
+    ep = _epilogue_args(epilogue, n, ho, wo)
+    rest = None if ep is not None else epilogue
+    noise, step, slope, clamp, _plane = ep if ep is not None else _epilogue_args(None, n, ho, wo)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    s = None if scale is None else scale.reshape(n, c).contiguous()
+    b = None if bias is None else bias.reshape(c).contiguous()
+    out = torch.empty(n, ho, wo, c)
+    rc = CPU_WINOGRAD_NATIVE.ganzoo_fir4(xc.data_ptr(), n, h, w, c, t.data_ptr(), pad, ho, wo,
+                                         None if s is None else s.data_ptr(), None if b is None else b.data_ptr(),
+                                         noise, step, slope, clamp, out.data_ptr(), torch.get_num_threads())
+    if rc != 0:
+        raise RuntimeError(f"native FIR refused {tuple(x.shape)} (pad {pad})")
+    return apply_epilogue(out.permute(0, 3, 1, 2), rest)
 
 
 def _polyphase(x: torch.Tensor, wt: torch.Tensor, up: int) -> bool:
@@ -787,36 +915,51 @@ def modulated_conv2d(
     separable: bool = False,
     bias: torch.Tensor | None = None,
     out_scale: float = 1.0,
+    activation: str = "linear",
+    clamp: float | None = None,
 ) -> torch.Tensor:
-    """Modulated convolution in activation-scaling form: ``(conv * dcoefs + noise + bias) * out_scale``.
+    """Modulated convolution in activation-scaling form: ``act((conv * dcoefs + noise + bias) * out_scale)``,
+    clamped to +-``clamp``.
 
     Scales the input channels by the styles, runs one shared-weight convolution, then scales the
     output channels by the demodulation coefficients. Numerically equal to the grouped per-sample
     weight form, but the graph has no batch-size-dependent reshape, so it exports with a dynamic batch.
-    The scaling and bias run as one ``addcmul`` pass over the activations, the noise as an in-place add.
+    The scaling and bias run as one ``addcmul`` pass over the activations, the noise and the activation
+    (``"linear"``, ``"lrelu"`` with slope 0.2, ``"relu"``; they commute with a positive ``out_scale``) in
+    place; with the compiled kernels (:data:`CPU_WINOGRAD_NATIVE`) all of it is inside their last pass.
     """
     n = x.shape[0]
     out_c, in_c, kh, kw = weight.shape
     if styles.shape != (n, in_c):
         raise ValueError(f"styles shape {tuple(styles.shape)} does not match input [{n}, {in_c}]")
+    if activation not in _ACT_SLOPE:
+        raise ValueError(f"unknown activation {activation!r}; use one of {sorted(_ACT_SLOPE)}")
+    ep = None
+    if noise is not None or activation != "linear" or (clamp is not None and clamp >= 0):
+        ep = Epilogue(None if noise is None else noise.to(x.dtype) * out_scale, activation, clamp)
+    if kh == 1 and kw == 1 and up == 1 and padding == 0 and x.ndim == 4 and not _tracing():
+        return _modulated_1x1(x, weight, styles, demodulate, bias, out_scale, ep)
     if _fuse_batch1(x, weight, up, padding):
-        return _fused_modconv_batch1(x, weight, styles, noise, up, padding, resample_filter, demodulate, flip_weight,
+        return _fused_modconv_batch1(x, weight, styles, ep, up, padding, resample_filter, demodulate, flip_weight,
                                      separable, bias, out_scale)
     form = _winograd_form(x, weight, styles) if up == 1 and _winograd_eligible(x, weight, padding) else None
     if form == "rows" or (form is not None and _native_ok(x, weight, styles)):
-        # the styles scale the tiles as they are gathered, the demodulation and bias come with the last pass
-        x = conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]), CPU_WINOGRAD, in_scale=styles,
-                             out_scale=_out_scales(x, weight, styles, demodulate, out_scale),
-                             bias=None if bias is None else bias * out_scale, form=form)
-        return x if noise is None else x.add_(noise.to(x.dtype) * out_scale)
+        # the styles scale the tiles as they are gathered, the demodulation, bias and epilogue come with the last pass
+        return conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]), CPU_WINOGRAD, in_scale=styles,
+                                out_scale=_out_scales(x, weight, styles, demodulate, out_scale),
+                                bias=None if bias is None else bias * out_scale, form=form, epilogue=ep)
     if up > 1 and kh == 3 and kw == 3 and resample_filter is not None and _native_ok(x, weight, styles):
         xt = _channels_last_on_cpu(x, "conv_transpose")
         wt = _transposed_operand(weight, flip_weight, xt)
-        if _upwino(xt, wt, up):  # the styles and demodulation inside the compiled transforms, the bias in the FIR
+        b = None if bias is None else bias * out_scale
+        if _upwino(xt, wt, up):  # the styles and demodulation inside the compiled transforms, the rest in the FIR
             scales = (styles, _out_scales(x, weight, styles, demodulate, out_scale))
-            x = _conv_transpose_fir(xt, wt, resample_filter, up, padding, separable,
-                                    bias=None if bias is None else bias * out_scale, scales=scales)
-            return x if noise is None else x.add_(noise.to(x.dtype) * out_scale)
+            return _conv_transpose_fir(xt, wt, resample_filter, up, padding, separable, bias=b, scales=scales,
+                                       epilogue=ep)
+        # the styles as a pass of their own, the demodulation, bias and epilogue inside the compiled FIR
+        return _conv_transpose_fir(xt * styles.to(x.dtype).reshape(n, -1, 1, 1), wt, resample_filter, up, padding,
+                                   separable, bias=b, fir_scale=_out_scales(x, weight, styles, demodulate, out_scale),
+                                   epilogue=ep)
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                         flip_weight=flip_weight, separable=separable)
@@ -830,11 +973,31 @@ def modulated_conv2d(
         x = x * scale if b is None else torch.add(b, x, alpha=scale)
     elif b is not None:
         x = x + b
-    if noise is not None:
-        # in place on a tensor made here (no backward needs it); kept apart from the bias because the
-        # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
-        x = x.add_(noise.to(x.dtype) * out_scale)
-    return x
+    elif ep is not None:
+        x = x.clone()  # the epilogue works in place on a tensor made here
+    # the noise in place on a tensor made here (no backward needs it); kept apart from the bias because the
+    # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
+    return apply_epilogue(x, ep)
+
+
+def _modulated_1x1(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
+                   bias: torch.Tensor | None, out_scale: float, ep: Epilogue | None) -> torch.Tensor:
+    """:func:`modulated_conv2d` of a 1x1 kernel (toRGB) in eager mode: one batched matmul by the per-sample weights
+    ``w * s * d``, in whichever layout ``x`` has, so the activations are read once instead of scaled by a pass of
+    their own first (AMD Zen 4, two threads, 4 x 128 ch at 256 px to RGB: 7.7 against 22.8 ms)."""
+    n, c, h, w = x.shape
+    wn = weight.reshape(1, -1, c).to(x.dtype) * styles.to(x.dtype).reshape(n, 1, c)  # [N, O, C]
+    scale = _out_scales(x, weight, styles, demodulate, out_scale)
+    if scale is not None:
+        wn = wn * scale.to(x.dtype).reshape(n, -1, 1)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * w, c), wn.transpose(1, 2))  # [N, HW, O], a view of x
+        y = y.view(n, h, w, -1).permute(0, 3, 1, 2)
+    else:
+        y = torch.bmm(wn, x.reshape(n, c, h * w)).view(n, -1, h, w)
+    if bias is not None:
+        y = y + (bias.to(x.dtype) * out_scale).reshape(1, -1, 1, 1)
+    return apply_epilogue(y, ep)
 
 
 def _out_scales(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
@@ -864,11 +1027,11 @@ def _fuse_batch1(x: torch.Tensor, weight: torch.Tensor, up: int, padding: int) -
     return not (up == 1 and _winograd_eligible(x, weight, padding))
 
 
-def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None,
+def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, ep: Epilogue | None,
                           up: int, padding: int, resample_filter: torch.Tensor | None, demodulate: bool,
                           flip_weight: bool, separable: bool, bias: torch.Tensor | None,
                           out_scale: float) -> torch.Tensor:
-    """:func:`modulated_conv2d` for one sample with the scalings in the weight: conv(x, w * s * d) + b + noise."""
+    """:func:`modulated_conv2d` for one sample with the scalings in the weight: conv(x, w * s * d) + b, then ``ep``."""
     if demodulate:
         scale = _demod_coefs(weight, styles)[0] * out_scale
     else:
@@ -883,19 +1046,15 @@ def _fused_modconv_batch1(x: torch.Tensor, weight: torch.Tensor, styles: torch.T
         if _polyphase(x, wt, up):  # scale the four cached phase kernels ([O, I, ...]) instead
             s_in, s_out = styles.reshape(1, -1, 1, 1), scale.reshape(-1, 1, 1, 1)
             phases = [k * s_in * s_out for k in from_frozen(wt, ("phases",), phase_kernels)]
-            x = _conv_transpose_fir(x, wt, resample_filter, up, padding, separable, phases, bias=b)
-        else:
-            wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
-            x = _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable, bias=b)
-    else:
-        w = (weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)).to(x.dtype)
-        if up == 1:  # never Winograd here (see _fuse_batch1)
-            x = F.conv2d(x, w if flip_weight else w.flip([2, 3]), b, padding=padding)
-        else:  # a 1x1 kernel with upsampling
-            x = conv2d_resample(x, w, f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
-                                separable=separable)
-            if b is not None:
-                x = x.add_(b.reshape(1, -1, 1, 1))
-    if noise is not None:
-        x = x.add_(noise.to(x.dtype) * out_scale)
-    return x
+            return _conv_transpose_fir(x, wt, resample_filter, up, padding, separable, phases, bias=b, epilogue=ep)
+        wt = wt * styles.reshape(-1, 1, 1, 1) * scale.reshape(1, -1, 1, 1)
+        return _conv_transpose_fir(x, wt.to(x.dtype), resample_filter, up, padding, separable, bias=b, epilogue=ep)
+    w = (weight * styles.reshape(1, -1, 1, 1) * scale.reshape(-1, 1, 1, 1)).to(x.dtype)
+    if up == 1:  # never Winograd here (see _fuse_batch1)
+        x = F.conv2d(x, w if flip_weight else w.flip([2, 3]), b, padding=padding)
+    else:  # a 1x1 kernel with upsampling
+        x = conv2d_resample(x, w, f=resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+                            separable=separable)
+        if b is not None:
+            x = x.add_(b.reshape(1, -1, 1, 1))
+    return apply_epilogue(x, ep)

@@ -1,11 +1,12 @@
-"""Native CPU loops compiled for the machine that runs them: the Winograd tile transforms (``winograd.c``) of the
-3x3 convolutions and of the stride-2 3x3 transposed convolutions.
+"""Native CPU loops compiled for the machine that runs them (``winograd.c``): the Winograd tile transforms of the
+3x3 convolutions and of the stride-2 3x3 transposed convolutions, and the 4-tap FIR after the latter, each with the
+layer's epilogue (bias, noise, activation, clamp) in its last pass.
 
 The C source ships with the package. On first use it is compiled with the system C compiler (``$CC``, else
 ``cc``) for this CPU (``-O3 -march=native``, OpenMP when the compiler has it) into ganzoo's cache, keyed by the
 source, the compiler and the CPU, and loaded with ctypes; later processes load the cached library. Nothing here
 is needed: without a compiler, when compiling fails, or with ``GANZOO_NATIVE=0``, :func:`winograd` returns None
-and the callers keep their PyTorch forms. Only the transforms are native; the GEMMs stay in oneDNN.
+and the callers keep their PyTorch forms. The GEMMs stay in oneDNN.
 """
 
 from __future__ import annotations
@@ -102,12 +103,14 @@ def _load() -> None:
     except OSError as exc:
         _STATE.update(lib=None, why=f"loading {path.name} failed: {exc}")
         return
-    ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    ptr, i64, cint, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     lib.ganzoo_wino_input.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, cint, cint]
-    lib.ganzoo_wino_output.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, i64, cint, cint]
+    lib.ganzoo_wino_output.argtypes = [ptr, i64, ptr, ptr, ptr, i64, f32, f32, ptr, i64, i64, i64, i64, cint, cint]
     lib.ganzoo_upwino_input.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, cint]
     lib.ganzoo_upwino_output.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, cint]
-    for fn in (lib.ganzoo_wino_input, lib.ganzoo_wino_output, lib.ganzoo_upwino_input, lib.ganzoo_upwino_output):
+    lib.ganzoo_fir4.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, ptr, i64, f32, f32, ptr, cint]
+    for fn in (lib.ganzoo_wino_input, lib.ganzoo_wino_output, lib.ganzoo_upwino_input, lib.ganzoo_upwino_output,
+               lib.ganzoo_fir4):
         fn.restype = cint
     _STATE.update(lib=lib, why=None, path=path)
 

@@ -1,5 +1,7 @@
 /* Winograd tile transforms for ganzoo's eager CPU convolutions (zoo/models/ops.py): F(m x m, 3x3) for the
- * stride-1 3x3 convolutions, and a nested F(2, 2) for the stride-2 3x3 transposed convolutions.
+ * stride-1 3x3 convolutions, and a nested F(2, 2) for the stride-2 3x3 transposed convolutions; and the 4-tap
+ * FIR that follows an upsampling layer's transposed convolution. Each writes its result with the layer's epilogue
+ * (bias, noise, leaky ReLU, clamp), so the activations are not passed over again for those.
  *
  * Compiled on first use for the machine it runs on (zoo/models/native/__init__.py) and called through ctypes.
  * The GEMMs between the two transforms stay in oneDNN; these loops only replace the transforms, which as
@@ -11,6 +13,7 @@
  * its GEMM wants ([T][P][C] rows or [P][T][C] planes). Tiles are numbered (n, tile row, tile column).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -35,6 +38,33 @@ static inline void vstream(float *p, vf v)
 }
 
 #define INLINE static inline __attribute__((always_inline))
+
+typedef int32_t vi __attribute__((vector_size(64)));
+
+static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+/* What a modulated layer does after its convolution, in the order of the reference (bias_act with the positive
+ * gain folded into the scale, the bias and the noise by the caller): add the noise plane's pixel (noise: [H][W]
+ * per sample, nbs elements between samples, 0 for one plane shared by all), leaky ReLU with negative slope `slope`
+ * (1: none), clamp to +-clampv (negative: none). */
+typedef struct {
+    const float *noise;
+    int64_t nbs;
+    float slope, clampv;
+} epilogue;
+
+INLINE vf finish(const epilogue *e, vf y, int64_t b, int64_t pix)
+{
+    if (e->noise)
+        y += e->noise[b * e->nbs + pix];
+    if (e->slope != 1.0f)
+        y = vselect(y > (vf){0}, y, y * e->slope);
+    if (e->clampv >= 0.0f) {
+        y = vselect(y > e->clampv, (vf){0} + e->clampv, y);
+        y = vselect(y < -e->clampv, (vf){0} - e->clampv, y);
+    }
+    return y;
+}
 
 INLINE void bt4(const vf *d, vf *r)
 {
@@ -110,9 +140,11 @@ INLINE void input_row(const int A, const int M, const float *x, const float *s, 
     }
 }
 
-/* One row of tiles: A^T m A of each tile's point products, times scale[b][o], plus bias[o], into out. */
+/* One row of tiles: A^T m A of each tile's point products, times scale[b][o], plus bias[o], then the epilogue,
+ * into out. */
 INLINE void output_row(const int A, const int M, const float *const *prod, int64_t st, const float *scale,
-                       const float *bias, float *out, int64_t row, int64_t h, int64_t w, int64_t o)
+                       const float *bias, const epilogue *e, float *out, int64_t row, int64_t h, int64_t w,
+                       int64_t o)
 {
     const int64_t th = (h + M - 1) / M, tw = (w + M - 1) / M;
     const int64_t b = row / th, ty = row % th;
@@ -144,7 +176,7 @@ INLINE void output_row(const int A, const int M, const float *const *prod, int64
                     const int64_t xx = tx * M + j2;
                     if (xx >= w)
                         break;
-                    vstore(out + ((b * h + yy) * w + xx) * o + o0, r[j2] * sc + bi);
+                    vstore(out + ((b * h + yy) * w + xx) * o + o0, finish(e, r[j2] * sc + bi, b, yy * w + xx));
                 }
             }
         }
@@ -171,18 +203,20 @@ int ganzoo_wino_input(const float *x, const float *s, float *const *v, int64_t s
     return 0;
 }
 
-int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale, const float *bias, float *out,
-                       int64_t n, int64_t h, int64_t w, int64_t o, int m, int nthreads)
+int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale, const float *bias,
+                       const float *noise, int64_t nbs, float slope, float clampv, float *out, int64_t n, int64_t h,
+                       int64_t w, int64_t o, int m, int nthreads)
 {
     if (o % VL || (m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
         return -1;
+    const epilogue e = {noise, nbs, slope, clampv};
     const int64_t rows = n * ((h + m - 1) / m);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         if (m == 4)
-            output_row(6, 4, prod, st, scale, bias, out, row, h, w, o);
+            output_row(6, 4, prod, st, scale, bias, &e, out, row, h, w, o);
         else
-            output_row(4, 2, prod, st, scale, bias, out, row, h, w, o);
+            output_row(4, 2, prod, st, scale, bias, &e, out, row, h, w, o);
     }
     return 0;
 }
@@ -289,4 +323,64 @@ int ganzoo_upwino_output(const float *const *prod, int64_t st, const float *scal
         }
     }
     return 0;
+}
+
+/* The FIR after an upsampling layer's transposed convolution: a separable 4-tap filter (taps t, as a correlation,
+ * the gain folded in) over an NHWC [n][hi][wi][c] image with `pad` zero pixels on each side, written as NHWC
+ * [n][ho][wo][c] times scale[b][c], plus bias[c], then the epilogue:
+ * out[y][x] = sum_a,b t[a] t[b] in[y + a - pad][x + b - pad].
+ * Per output row the 4 input rows are summed down the columns into a row buffer, then along it; 8 products per
+ * output against the 16 of the 2-D filter, and one pass over the activations for the filter, bias, noise and
+ * activation. */
+/* Returns 0, -1 for arguments it does not handle, -2 when a row buffer could not be allocated. */
+int ganzoo_fir4(const float *x, int64_t n, int64_t hi, int64_t wi, int64_t c, const float *t, int64_t pad,
+                int64_t ho, int64_t wo, const float *scale, const float *bias, const float *noise, int64_t nbs, float slope,
+                float clampv, float *out, int nthreads)
+{
+    if (c % VL || n < 1 || hi < 1 || wi < 1 || ho < 1 || wo < 1 || pad < 0)
+        return -1;
+    const epilogue e = {noise, nbs, slope, clampv};
+    const int64_t cols = wo + 3; /* input columns -pad .. wo + 2 - pad */
+    int failed = 0;
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *buf = (float *)malloc((size_t)(cols * c) * sizeof(float));
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < n * ho; row++) {
+            if (!buf)
+                continue;
+            const int64_t b = row / ho, y = row % ho;
+            for (int64_t j = 0; j < cols; j++) {
+                const int64_t xx = j - pad;
+                for (int64_t c0 = 0; c0 < c; c0 += VL) {
+                    vf acc = {0};
+                    if (xx >= 0 && xx < wi) {
+                        _Pragma("GCC unroll 4") for (int a = 0; a < 4; a++) {
+                            const int64_t yy = y + a - pad;
+                            if (yy >= 0 && yy < hi)
+                                acc += t[a] * vload(x + ((b * hi + yy) * wi + xx) * c + c0);
+                        }
+                    }
+                    vstore(buf + j * c + c0, acc);
+                }
+            }
+            for (int64_t xo = 0; xo < wo; xo++) {
+                for (int64_t c0 = 0; c0 < c; c0 += VL) {
+                    const float *p = buf + xo * c + c0;
+                    vf acc = t[0] * vload(p) + t[1] * vload(p + c) + t[2] * vload(p + 2 * c) + t[3] * vload(p + 3 * c);
+                    if (scale)
+                        acc *= vload(scale + b * c + c0);
+                    if (bias)
+                        acc += vload(bias + c0);
+                    vstore(out + ((b * ho + y) * wo + xo) * c + c0, finish(&e, acc, b, y * wo + xo));
+                }
+            }
+        }
+        free(buf);
+    }
+    return failed ? -2 : 0;
 }
