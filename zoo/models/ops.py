@@ -176,9 +176,12 @@ def _channels_last_on_cpu(x: torch.Tensor, op: str) -> torch.Tensor:
 
 
 #: Winograd minimal filtering for the stride-1, 3x3, pad-1 convolutions on CPU: 0 (off, the default: one oneDNN
-#: convolution), 2 for F(2x2, 3x3) or 4 for F(4x4, 3x3). It trades multiplications for additions (2.25x / 4x fewer
-#: in the GEMM) at slightly different fp32 rounding, so it is a per-machine speed choice like the layouts above:
-#: ``sdk.backends.tune.kernel_winograd`` times it here and calls :func:`set_cpu_winograd` only where it wins.
+#: convolution), 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) or 6 for F(6x6, 3x3). It trades multiplications for additions
+#: (2.25x / 4x / 5.06x fewer in the GEMM) at slightly different fp32 rounding, so it is a per-machine speed choice
+#: like the layouts above: ``sdk.backends.tune.kernel_winograd`` times 0, 2 and 4 here and calls
+#: :func:`set_cpu_winograd` only where one wins; 6 is opt-in (``GANZOO_WINOGRAD=6``, see there why). With 6, a layer
+#: whose size F(6x6) tiles with more products than F(4x4) (32 px and below, where the 6-pixel tiles overhang) runs
+#: F(4x4): see :func:`winograd_tile`.
 CPU_WINOGRAD = 0
 #: ... and only for convolutions with at least this many input channels (narrow, high-resolution layers spend
 #: more on the transforms than the GEMM saves).
@@ -228,10 +231,10 @@ CPU_POLYPHASE_PROBE: Callable[[tuple[int, int, int, int, bool]], bool] | None = 
 
 
 def set_cpu_winograd(tile: int, min_channels: int = 0) -> None:
-    """Set :data:`CPU_WINOGRAD` (0 off, 2 or 4: output tile size) and :data:`CPU_WINOGRAD_MIN_CHANNELS`."""
+    """Set :data:`CPU_WINOGRAD` (0 off, 2, 4 or 6: output tile size) and :data:`CPU_WINOGRAD_MIN_CHANNELS`."""
     global CPU_WINOGRAD, CPU_WINOGRAD_MIN_CHANNELS
-    if tile not in (0, 2, 4):
-        raise ValueError(f"winograd tile must be 0 (off), 2 or 4, not {tile!r}")
+    if tile not in (0, 2, 4, 6):
+        raise ValueError(f"winograd tile must be 0 (off), 2, 4 or 6, not {tile!r}")
     CPU_WINOGRAD, CPU_WINOGRAD_MIN_CHANNELS = int(tile), int(min_channels)
 
 
@@ -247,7 +250,9 @@ def cpu_winograd(tile: int, min_channels: int = 0) -> Iterator[None]:
 
 
 # Transform matrices (B^T, G, A^T) of F(m, 3) (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural
-# Networks"): interpolation points 0, +-1 for m=2 and 0, +-1, +-2 for m=4, plus the point at infinity.
+# Networks"): interpolation points 0, +-1 for m=2, 0, +-1, +-2 for m=4 and 0, +-1, +-2, +-1/2 for m=6, plus the point
+# at infinity. A^T is the points' powers, G their Lagrange weights, B^T solved from them (Toom-Cook); F(6x6) rounds
+# about as F(4x4) in fp32 with these points (tests/test_winograd.py).
 _WINO_MATS = {
     2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
         [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
@@ -257,6 +262,15 @@ _WINO_MATS = {
         [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
          [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+    6: ([[1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0], [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
+         [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0], [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
+         [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0], [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
+         [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0], [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1]],
+        [[1, 0, 0], [-2 / 9, -2 / 9, -2 / 9], [-2 / 9, 2 / 9, -2 / 9], [1 / 90, 1 / 45, 2 / 45],
+         [1 / 90, -1 / 45, 2 / 45], [32 / 45, 16 / 45, 8 / 45], [32 / 45, -16 / 45, 8 / 45], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0], [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
+         [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0], [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
+         [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1]]),
 }
 
 # tensors derived from frozen weights: (id of the weight, what) -> (weakref to the weight, its version, tensor)
@@ -367,7 +381,7 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
                      in_scale: torch.Tensor | None = None, out_scale: torch.Tensor | None = None,
                      bias: torch.Tensor | None = None, form: str = "points",
                      epilogue: Epilogue | None = None) -> torch.Tensor:
-    """``F.conv2d(x, w, padding=1)`` for a [O, I, 3, 3] weight by Winograd F(m x m, 3x3), m = 2 or 4.
+    """``F.conv2d(x, w, padding=1)`` for a [O, I, 3, 3] weight by Winograd F(m x m, 3x3), m = 2, 4 or 6.
 
     Tiles of (m+2)^2 input pixels (stride m) are transformed with ``B^T d B``, multiplied with the transformed
     weight in one GEMM per transform point (channels as the reduction), and mapped back with ``A^T M A``.
@@ -385,7 +399,7 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
     direct convolution (F(4x4) more than F(2x2), see tests/test_winograd.py).
     """
     if m not in _WINO_MATS:
-        raise ValueError(f"winograd tile must be 2 or 4, not {m!r}")
+        raise ValueError(f"winograd tile must be 2, 4 or 6, not {m!r}")
     if form not in ("points", "rows"):
         raise ValueError(f"winograd form must be 'points' or 'rows', not {form!r}")
     n, c, h, wd = x.shape
@@ -619,16 +633,26 @@ def conv_transpose3x3_winograd(x: torch.Tensor, wt: torch.Tensor, in_scale: torc
     return out.permute(0, 3, 1, 2)
 
 
+def winograd_tile(h: int, w: int, tile: int | None = None) -> int:
+    """The Winograd tile an [H, W] layer runs under setting ``tile`` (default :data:`CPU_WINOGRAD`): 6 only where
+    F(6x6) tiles it with fewer products than F(4x4) (64 per 6x6 tile against 36 per 4x4), else 4."""
+    tile = CPU_WINOGRAD if tile is None else tile
+    if tile == 6 and -(-h // 6) * -(-w // 6) * 64 >= -(-h // 4) * -(-w // 4) * 36:
+        return 4
+    return tile
+
+
 def _winograd_form(x: torch.Tensor, w: torch.Tensor, *more: torch.Tensor) -> str:
     """Which eager form of :func:`conv3x3_winograd` this layer runs (see :data:`CPU_WINOGRAD_ROWS`)."""
     if not _onednn_eager(x, w, *more):
         return "points"
-    key = (CPU_WINOGRAD, int(w.shape[1]), int(w.shape[0]), int(x.shape[2]), int(x.shape[3]))
+    key = (winograd_tile(int(x.shape[2]), int(x.shape[3])), int(w.shape[1]), int(w.shape[0]), int(x.shape[2]),
+           int(x.shape[3]))
     return "rows" if _shape_choice(CPU_WINOGRAD_ROWS, CPU_WINOGRAD_ROWS_PROBE, key) else "points"
 
 
 def _winograd_eligible(x: torch.Tensor, w: torch.Tensor, padding: int) -> bool:
-    return (CPU_WINOGRAD in (2, 4) and x.device.type == "cpu" and x.dtype == torch.float32
+    return (CPU_WINOGRAD in (2, 4, 6) and x.device.type == "cpu" and x.dtype == torch.float32
             and x.ndim == 4 and x.shape[1] >= CPU_WINOGRAD_MIN_CHANNELS
             and w.dtype == torch.float32 and x.ndim == 4 and tuple(w.shape[2:]) == (3, 3) and padding == 1)
 
@@ -726,7 +750,7 @@ def conv2d_resample(
     kh, kw = w.shape[2], w.shape[3]
     if up == 1:
         if _winograd_eligible(x, w, padding):  # see CPU_WINOGRAD
-            return conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]), CPU_WINOGRAD,
+            return conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]), winograd_tile(x.shape[2], x.shape[3]),
                                     form=_winograd_form(x, w))
         if not flip_weight:
             w = w.flip([2, 3])
@@ -945,7 +969,8 @@ def modulated_conv2d(
     form = _winograd_form(x, weight, styles) if up == 1 and _winograd_eligible(x, weight, padding) else None
     if form == "rows" or (form is not None and _native_ok(x, weight, styles)):
         # the styles scale the tiles as they are gathered, the demodulation, bias and epilogue come with the last pass
-        return conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]), CPU_WINOGRAD, in_scale=styles,
+        return conv3x3_winograd(x, weight if flip_weight else weight.flip([2, 3]),
+                                winograd_tile(x.shape[2], x.shape[3]), in_scale=styles,
                                 out_scale=_out_scales(x, weight, styles, demodulate, out_scale),
                                 bias=None if bias is None else bias * out_scale, form=form, epilogue=ep)
     if up > 1 and kh == 3 and kw == 3 and resample_filter is not None and _native_ok(x, weight, styles):

@@ -6,7 +6,8 @@
  * Compiled on first use for the machine it runs on (zoo/models/native/__init__.py) and called through ctypes.
  * The GEMMs between the two transforms stay in oneDNN; these loops only replace the transforms, which as
  * batched matmuls cost more than the GEMMs they feed. The matrices are those of ops._WINO_MATS (B^T and A^T
- * of Lavin & Gray 2015, interpolation points 0, +-1 for m = 2 and 0, +-1, +-2 for m = 4), written out as sums.
+ * of Lavin & Gray 2015, interpolation points 0, +-1 for m = 2, 0, +-1, +-2 for m = 4 and 0, +-1, +-2, +-1/2 for
+ * m = 6), written out as sums.
  *
  * Layouts: x and out are NHWC (channels-last), the channel count a multiple of 16. Transformed tiles and point
  * products are addressed by a pointer per transform point plus a tile stride, so the caller picks the layout
@@ -87,6 +88,35 @@ INLINE void at4(const vf *m, vf *o)
     o[3] = b + 8.0f * d + m[5];
 }
 
+/* F(6x6, 3x3): rows 1-6 of B^T pair up as e + o and e - o. */
+INLINE void bt6(const vf *d, vf *r)
+{
+    r[0] = d[0] - d[6] + 5.25f * (d[4] - d[2]);
+    r[7] = d[7] - d[1] + 5.25f * (d[3] - d[5]);
+    vf e = d[2] + d[6] - 4.25f * d[4], o = d[1] + d[5] - 4.25f * d[3];
+    r[1] = e + o;
+    r[2] = e - o;
+    e = 0.25f * d[2] - 1.25f * d[4] + d[6];
+    o = 0.5f * d[1] - 2.5f * d[3] + 2.0f * d[5];
+    r[3] = e + o;
+    r[4] = e - o;
+    e = 4.0f * d[2] - 5.0f * d[4] + d[6];
+    o = 2.0f * d[1] - 2.5f * d[3] + 0.5f * d[5];
+    r[5] = e + o;
+    r[6] = e - o;
+}
+
+INLINE void at6(const vf *m, vf *o)
+{
+    const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4], e = m[5] + m[6], f = m[5] - m[6];
+    o[0] = m[0] + a + c + e;
+    o[1] = b + 2.0f * d + 0.5f * f;
+    o[2] = a + 4.0f * c + 0.25f * e;
+    o[3] = b + 8.0f * d + 0.125f * f;
+    o[4] = a + 16.0f * c + 0.0625f * e;
+    o[5] = b + 32.0f * d + 0.03125f * f + m[7];
+}
+
 INLINE void bt2(const vf *d, vf *r)
 {
     r[0] = d[0] - d[2];
@@ -110,17 +140,19 @@ INLINE void input_row(const int A, const int M, const float *x, const float *s, 
     for (int64_t tx = 0; tx < tw; tx++) {
         const int64_t t = row * tw + tx;
         for (int64_t c0 = 0; c0 < c; c0 += VL) {
-            vf tmp[6][6]; /* [transformed row][column] */
+            vf tmp[8][8]; /* [transformed row][column] */
             _Pragma("GCC unroll 8") for (int j = 0; j < A; j++) {
                 const int64_t xx = tx * M + j - 1;
-                vf d[6], r[6];
+                vf d[8], r[8];
                 _Pragma("GCC unroll 8") for (int i = 0; i < A; i++) {
                     const int64_t yy = ty * M + i - 1;
                     d[i] = (xx < 0 || xx >= w || yy < 0 || yy >= h)
                                ? (vf){0}
                                : vload(x + ((b * h + yy) * w + xx) * c + c0);
                 }
-                if (A == 6)
+                if (A == 8)
+                    bt6(d, r);
+                else if (A == 6)
                     bt4(d, r);
                 else
                     bt2(d, r);
@@ -128,8 +160,10 @@ INLINE void input_row(const int A, const int M, const float *x, const float *s, 
             }
             const vf sc = s ? vload(s + b * c + c0) : (vf){0} + 1.0f;
             _Pragma("GCC unroll 8") for (int i2 = 0; i2 < A; i2++) {
-                vf r[6];
-                if (A == 6)
+                vf r[8];
+                if (A == 8)
+                    bt6(tmp[i2], r);
+                else if (A == 6)
                     bt4(tmp[i2], r);
                 else
                     bt2(tmp[i2], r);
@@ -151,11 +185,13 @@ INLINE void output_row(const int A, const int M, const float *const *prod, int64
     for (int64_t tx = 0; tx < tw; tx++) {
         const int64_t t = row * tw + tx;
         for (int64_t o0 = 0; o0 < o; o0 += VL) {
-            vf tmp[4][6];
+            vf tmp[6][8];
             _Pragma("GCC unroll 8") for (int j = 0; j < A; j++) {
-                vf d[6], r[4];
+                vf d[8], r[6];
                 _Pragma("GCC unroll 8") for (int i = 0; i < A; i++) d[i] = vload(prod[i * A + j] + t * st + o0);
-                if (A == 6)
+                if (A == 8)
+                    at6(d, r);
+                else if (A == 6)
                     at4(d, r);
                 else
                     at2(d, r);
@@ -167,8 +203,10 @@ INLINE void output_row(const int A, const int M, const float *const *prod, int64
                 const int64_t yy = ty * M + i2;
                 if (yy >= h)
                     break;
-                vf r[4];
-                if (A == 6)
+                vf r[6];
+                if (A == 8)
+                    at6(tmp[i2], r);
+                else if (A == 6)
                     at4(tmp[i2], r);
                 else
                     at2(tmp[i2], r);
@@ -187,12 +225,14 @@ INLINE void output_row(const int A, const int M, const float *const *prod, int64
 int ganzoo_wino_input(const float *x, const float *s, float *const *v, int64_t st, int64_t n, int64_t h,
                       int64_t w, int64_t c, int m, int nthreads)
 {
-    if (c % VL || (m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+    if (c % VL || (m != 6 && m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
         return -1;
     const int64_t rows = n * ((h + m - 1) / m);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
-        if (m == 4)
+        if (m == 6)
+            input_row(8, 6, x, s, v, st, row, h, w, c);
+        else if (m == 4)
             input_row(6, 4, x, s, v, st, row, h, w, c);
         else
             input_row(4, 2, x, s, v, st, row, h, w, c);
@@ -207,13 +247,15 @@ int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale,
                        const float *noise, int64_t nbs, float slope, float clampv, float *out, int64_t n, int64_t h,
                        int64_t w, int64_t o, int m, int nthreads)
 {
-    if (o % VL || (m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+    if (o % VL || (m != 6 && m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
         return -1;
     const epilogue e = {noise, nbs, slope, clampv};
     const int64_t rows = n * ((h + m - 1) / m);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
-        if (m == 4)
+        if (m == 6)
+            output_row(8, 6, prod, st, scale, bias, &e, out, row, h, w, o);
+        else if (m == 4)
             output_row(6, 4, prod, st, scale, bias, &e, out, row, h, w, o);
         else
             output_row(4, 2, prod, st, scale, bias, &e, out, row, h, w, o);
