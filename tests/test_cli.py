@@ -57,6 +57,21 @@ def test_list_and_info_json():
     assert "non-commercial" in r.output.lower()
 
 
+def test_info_takes_a_converted_folder_as_sample_does(tmp_path, converted_fixture):
+    folder = converted_fixture("sg2ada_uncond_64", "network-snapshot-000000.pkl")
+    d = json.loads(run("info", str(folder), "--json").output)
+    assert d["architecture"] == "stylegan2" and d["resolution"] == 64 and d["conditional"] is False
+    assert d["local_path"] == str(folder.resolve()) and d["source_format"]
+    assert d["backend"].startswith("not measured")  # nothing sampled with this cache yet
+    r = run("info", str(folder))
+    assert "architecture: stylegan2" in r.output and f"local_path: {folder.resolve()}" in r.output
+    assert "license:" in run("info", str(folder), "--card").output
+    r = CliRunner().invoke(cli, ["info", str(tmp_path)])
+    assert r.exit_code != 0 and "is not a ganzoo model folder" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["info", str(tmp_path / "absent")])
+    assert r.exit_code != 0 and "unknown model" in r.output
+
+
 def test_convert_cli(tmp_path):
     src = fixture_dir("sg2ada_uncond_64") / "network-snapshot-000000.pkl"
     r = run("convert", str(src), str(tmp_path / "m"), "--json", "-q")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # Family modules register their architectures and published checkpoints on import.
@@ -23,13 +24,32 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def info(name: str) -> dict[str, Any]:
-    """Registry facts and card data for ``name``, plus whether it is available locally."""
+    """Registry facts and card data for ``name``, plus whether it is available locally; for a converted model
+    folder (what ``ganzoo sample FOLDER`` takes), the facts its ``config.json`` holds."""
     from .cards import card_data
     from .loading import load_embedded_or_cached
 
-    entry = get_entry(name)
+    try:
+        entry = get_entry(name)
+    except UnknownModelError:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise
+        return _folder_info(folder)
     d = entry.to_dict()
     d["card"] = card_data(name)
     local = load_embedded_or_cached(entry)
     d["local_path"] = str(local) if local else None
     return d
+
+
+def _folder_info(folder: Path) -> dict[str, Any]:
+    from .format import read_config
+
+    config = read_config(folder)  # a clear error for a folder that is not a converted model
+    provenance = config.get("provenance") or {}
+    c_dim = int(config.get("c_dim") or 0)
+    return {"name": folder.resolve().name, "family": None, "architecture": config["architecture"],
+            "resolution": config.get("img_resolution"), "conditional": c_dim > 0, "num_classes": c_dim,
+            "class_names": list(config.get("class_names") or []), "source_format": provenance.get("source_format"),
+            "provenance": provenance, "local_path": str(folder.resolve()), "card": {}}

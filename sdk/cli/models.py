@@ -43,7 +43,7 @@ def list_cmd(family: str | None, as_json: bool) -> None:
 @click.option("--card", is_flag=True, help="Print the rendered model card.")
 @friendly_errors
 def info_cmd(model: str, as_json: bool, card: bool) -> None:
-    """Show registry facts and card data for MODEL."""
+    """Show registry facts and card data for MODEL (a registry name or a converted model folder)."""
     d = zoo.info(model)
     if card:
         from zoo.cards import render_card
