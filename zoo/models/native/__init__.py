@@ -116,9 +116,9 @@ def _load() -> None:
 
 
 def winograd() -> ctypes.CDLL | None:
-    """The compiled Winograd transforms (``ganzoo_wino_*`` for 3x3 convolutions, ``ganzoo_upwino_*`` for stride-2
-    transposed ones), or None (see
-    :func:`status`). Compiles on the first call of a machine (about a third of a second), then loads from cache."""
+    """The compiled library (``ganzoo_wino_*`` for 3x3 convolutions, ``ganzoo_upwino_*`` for stride-2 transposed
+    ones, ``ganzoo_fir4`` for the FIR after them), or None (see :func:`status`). Compiles on the first call of a
+    machine (2-3 s with gcc 12 on an AMD EPYC Zen 4), then loads from cache."""
     with _LOCK:
         if "lib" not in _STATE:
             _load()
