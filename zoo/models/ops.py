@@ -439,8 +439,6 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
         y = y * out_scale.to(y.dtype).reshape(n, o, 1, 1)
     if bias is not None:
         y = y + bias.to(y.dtype).reshape(1, o, 1, 1)
-    if epilogue is not None and out_scale is None and bias is None:
-        y = y.clone()  # the epilogue works in place, and y is a view of the transform's product here
     return apply_epilogue(y, epilogue)
 
 
@@ -998,8 +996,6 @@ def modulated_conv2d(
         x = x * scale if b is None else torch.add(b, x, alpha=scale)
     elif b is not None:
         x = x + b
-    elif ep is not None:
-        x = x.clone()  # the epilogue works in place on a tensor made here
     # the noise in place on a tensor made here (no backward needs it); kept apart from the bias because the
     # [H, W] noise plus a per-channel bias would be an NCHW tensor meeting channels-last activations
     return apply_epilogue(x, ep)
