@@ -25,15 +25,26 @@ REL_TOL = {2: 2e-6, 4: 3e-5, 6: 3e-5}
 SHAPES = [(1, 16, 32, 7, 7), (3, 32, 16, 8, 8), (2, 16, 48, 9, 6), (1, 64, 64, 13, 5)]  # N, C_in, C_out, H, W
 
 
-@pytest.fixture
-def lib(monkeypatch):
-    """The compiled library, built in this test's cache; the state is forgotten again afterwards."""
+def _built(monkeypatch, f6: bool):
     monkeypatch.delenv(native.NATIVE_ENV, raising=False)
     native.reset()
-    got = native.winograd()
+    got = native.winograd(f6)
     if got is None:
-        pytest.fail(f"the native Winograd transforms did not build here: {native.status()}")
-    yield got
+        pytest.fail(f"the native Winograd transforms did not build here: {native.status(f6)}")
+    return got
+
+
+@pytest.fixture
+def lib(monkeypatch):
+    """The compiled library as sampling loads it by default, built in this test's cache; forgotten afterwards."""
+    yield _built(monkeypatch, False)
+    native.reset()
+
+
+@pytest.fixture
+def lib6(monkeypatch):
+    """The build that also has F(6x6), in this test's cache."""
+    yield _built(monkeypatch, True)
     native.reset()
 
 
@@ -45,7 +56,7 @@ class Spy:
 
     def __getattr__(self, name):
         fn = getattr(self.lib, name)
-        return lambda *a: self.calls.append(name) or fn(*a)
+        return (lambda *a: self.calls.append(name) or fn(*a)) if callable(fn) else fn
 
 
 def _modulated_ref(x, w, s_in, s_out, b):
@@ -56,7 +67,7 @@ def _modulated_ref(x, w, s_in, s_out, b):
 
 
 def test_built_once_into_the_cache_with_plain_file_permissions(lib, monkeypatch):
-    path = native._STATE["path"]
+    path = native._STATE[False]["path"]
     assert path.parent == cache_dir() / "native" and path.is_file()
     assert native.status() == f"on ({path.name})"
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
@@ -67,10 +78,49 @@ def test_built_once_into_the_cache_with_plain_file_permissions(lib, monkeypatch)
     assert native.winograd() is not None and path.stat().st_mtime_ns == mtime
 
 
+def test_f6_is_a_build_of_its_own_and_the_default_one_leaves_it_to_pytorch(lib, monkeypatch):
+    assert lib.tiles == {2, 4}
+    gen = torch.Generator().manual_seed(3)
+    x, w = torch.randn(1, 16, 12, 12, generator=gen), torch.randn(16, 16, 3, 3, generator=gen)
+    ref = F.conv2d(x.double(), w.double(), padding=1)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    v = torch.empty(64, 4, 16)
+    assert lib.ganzoo_wino_input(xc.data_ptr(), None, ops._point_ptrs(v, 64, 4 * 16), 16, 1, 12, 12, 16, 6, 1) == -1
+    spy = Spy(lib)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    with torch.no_grad():
+        y = ops.conv3x3_winograd(x, w, 6)
+    assert not spy.calls and (y.double() - ref).abs().max() <= REL_TOL[6] * ref.abs().max()
+    lib6 = native.winograd(f6=True)
+    assert lib6 is not None and lib6.tiles == {2, 4, 6}
+    paths = sorted(p.name for p in (cache_dir() / "native").iterdir())
+    assert len(paths) == 2 and paths[0].endswith("-f6.so") and paths[0][:-len("-f6.so")] + ".so" == paths[1]
+    assert native.status() == f"on ({paths[1]})" and native.status(f6=True) == f"on ({paths[0]})"
+    spy = Spy(lib6)
+    monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
+    with torch.no_grad():
+        y6 = ops.conv3x3_winograd(x, w, 6)
+    assert spy.calls == ["ganzoo_wino_input", "ganzoo_wino_output"]
+    assert (y6.double() - ref).abs().max() <= REL_TOL[6] * ref.abs().max()
+
+
+def test_sampling_loads_the_f6_build_only_when_that_tile_is_asked_for(lib, shape_choice_state, monkeypatch):
+    tuning = importlib.import_module("sdk.backends.tune")
+    saved = (ops.CPU_WINOGRAD, ops.CPU_WINOGRAD_MIN_CHANNELS)
+    try:
+        for env, tiles in (("4", {2, 4}), ("6:128", {2, 4, 6})):
+            monkeypatch.setenv(tuning.WINOGRAD_ENV, env)
+            tuning.apply_kernel_layouts(torch.device("cpu"))
+            assert ops.CPU_WINOGRAD_NATIVE.tiles == tiles, env
+    finally:
+        ops.set_cpu_winograd(*saved)
+    assert sum(1 for p in (cache_dir() / "native").iterdir() if p.name.endswith("-f6.so")) == 1
+
+
 @pytest.mark.parametrize("rows", [False, True])
 @pytest.mark.parametrize("m", [2, 4, 6])
-def test_transforms_equal_the_modulated_direct_convolution(lib, m, rows, monkeypatch):
-    spy = Spy(lib)
+def test_transforms_equal_the_modulated_direct_convolution(lib, lib6, m, rows, monkeypatch):
+    spy = Spy(lib6 if m == 6 else lib)
     monkeypatch.setattr(ops, "CPU_WINOGRAD_NATIVE", spy)
     gen = torch.Generator().manual_seed(m + 2 * rows)
     form = "rows" if rows else "points"

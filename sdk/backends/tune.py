@@ -636,6 +636,8 @@ def apply_kernel_layouts(device: torch.device) -> dict[str, bool] | None:
     layouts = kernel_layouts()
     set_cpu_layouts(layouts)
     set_cpu_winograd(*kernel_winograd())
+    if ops.CPU_WINOGRAD == 6 and ops.CPU_WINOGRAD_NATIVE is not None:  # F(6x6) is a build of its own
+        ops.CPU_WINOGRAD_NATIVE = native.winograd(f6=True) or ops.CPU_WINOGRAD_NATIVE
     forms = kernel_forms()
     sg2.SEPARABLE_FIR, ops.CPU_FUSED_MODCONV = forms["separable_fir"], forms["fused_modconv"]
     _apply_shape_choices()

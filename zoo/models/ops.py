@@ -202,7 +202,7 @@ CPU_WINOGRAD_ROWS_PROBE: Callable[[tuple[int, int, int, int, int]], bool] | None
 #: The compiled tile transforms (``zoo.models.native.winograd()``) for eager CPU inference, or None for the PyTorch
 #: forms. Set per machine by ``sdk.backends.tune.apply_kernel_layouts``; both GEMM forms (by point, tiles as rows)
 #: then take their input from, and give their products to, these loops, with the styles, demodulation and bias
-#: inside them.
+#: inside them. Its ``tiles`` say which F(m x m) it transforms; another tile keeps the PyTorch form.
 CPU_WINOGRAD_NATIVE: Any = None
 
 #: With :data:`CPU_WINOGRAD_NATIVE`, stride-2 3x3 transposed convolutions can run as a nested Winograd F(2, 2)
@@ -409,7 +409,7 @@ def conv3x3_winograd(x: torch.Tensor, w: torch.Tensor, m: int = 4, pointwise: bo
     t = n * th * tw
     bt, _, at = _WINO_MATS[m]
     u = winograd_weight(w, m)  # [a*a, O, C]
-    if not pointwise and _native_ok(x, w, in_scale, out_scale, bias):
+    if not pointwise and _native_ok(x, w, in_scale, out_scale, bias) and m in CPU_WINOGRAD_NATIVE.tiles:
         return _winograd_native(x, u, m, in_scale, out_scale, bias, rows=form == "rows", epilogue=epilogue)
     if form == "rows" and not pointwise and _onednn_eager(x, w, *(s for s in (in_scale, out_scale, bias)
                                                                    if s is not None)):

@@ -9,6 +9,9 @@
  * of Lavin & Gray 2015, interpolation points 0, +-1 for m = 2, 0, +-1, +-2 for m = 4 and 0, +-1, +-2, +-1/2 for
  * m = 6), written out as sums.
  *
+ * F(6x6) is built only with -DGANZOO_F6 (zoo/models/native/__init__.py asks for it when that tile is chosen): its
+ * unrolled transforms take about two thirds of the compile time. ganzoo_tiles() says which tiles a build has.
+ *
  * Layouts: x and out are NHWC (channels-last), the channel count a multiple of 16. Transformed tiles and point
  * products are addressed by a pointer per transform point plus a tile stride, so the caller picks the layout
  * its GEMM wants ([T][P][C] rows or [P][T][C] planes). Tiles are numbered (n, tile row, tile column).
@@ -221,18 +224,33 @@ INLINE void output_row(const int A, const int M, const float *const *prod, int64
     }
 }
 
+/* The Winograd tiles m this build transforms, as a bit mask (1 << m). */
+int ganzoo_tiles(void)
+{
+#ifdef GANZOO_F6
+    return (1 << 2) | (1 << 4) | (1 << 6);
+#else
+    return (1 << 2) | (1 << 4);
+#endif
+}
+
+static int tile_built(int m) { return m > 0 && m < 31 && (ganzoo_tiles() >> m & 1); }
+
 /* Returns 0, or -1 for arguments it does not handle (the caller then uses its own form). */
 int ganzoo_wino_input(const float *x, const float *s, float *const *v, int64_t st, int64_t n, int64_t h,
                       int64_t w, int64_t c, int m, int nthreads)
 {
-    if (c % VL || (m != 6 && m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+    if (c % VL || !tile_built(m) || n < 1 || h < 1 || w < 1)
         return -1;
     const int64_t rows = n * ((h + m - 1) / m);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
+#ifdef GANZOO_F6
         if (m == 6)
             input_row(8, 6, x, s, v, st, row, h, w, c);
-        else if (m == 4)
+        else
+#endif
+        if (m == 4)
             input_row(6, 4, x, s, v, st, row, h, w, c);
         else
             input_row(4, 2, x, s, v, st, row, h, w, c);
@@ -247,15 +265,18 @@ int ganzoo_wino_output(const float *const *prod, int64_t st, const float *scale,
                        const float *noise, int64_t nbs, float slope, float clampv, float *out, int64_t n, int64_t h,
                        int64_t w, int64_t o, int m, int nthreads)
 {
-    if (o % VL || (m != 6 && m != 4 && m != 2) || n < 1 || h < 1 || w < 1)
+    if (o % VL || !tile_built(m) || n < 1 || h < 1 || w < 1)
         return -1;
     const epilogue e = {noise, nbs, slope, clampv};
     const int64_t rows = n * ((h + m - 1) / m);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
+#ifdef GANZOO_F6
         if (m == 6)
             output_row(8, 6, prod, st, scale, bias, &e, out, row, h, w, o);
-        else if (m == 4)
+        else
+#endif
+        if (m == 4)
             output_row(6, 4, prod, st, scale, bias, &e, out, row, h, w, o);
         else
             output_row(4, 2, prod, st, scale, bias, &e, out, row, h, w, o);
