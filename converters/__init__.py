@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from zoo.errors import ConversionError
-from zoo.format import build_config, sha256_file, write_model_folder
+from zoo.format import build_config, check_output_folder, sha256_file, write_model_folder
 from zoo.plugins import register_converter
 from zoo.registry import entry_for_sha256
 
@@ -81,6 +81,7 @@ def convert(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, for
     from zoo.cards import render_card
 
     say = progress or (lambda msg: None)
+    check_output_folder(out_dir, overwrite)  # before reading: a bad path fails at once, not after the conversion
     say(f"reading {Path(src).name}")
     config, tensors = convert_to_config(src, format=format, model_name=model_name, options=options)
     for note in config["provenance"].get("notes", []):

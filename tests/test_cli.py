@@ -69,6 +69,11 @@ def test_info_takes_a_converted_folder_as_sample_does(tmp_path, converted_fixtur
     r = CliRunner().invoke(cli, ["info", str(tmp_path)])
     assert r.exit_code != 0 and "is not a ganzoo model folder" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["info", str(tmp_path / "absent")])
+    assert r.exit_code != 0 and "no such model folder" in r.output and "Traceback" not in r.output
+    pkl = fixture_dir("sg2ada_uncond_64") / "network-snapshot-000000.pkl"
+    r = CliRunner().invoke(cli, ["info", str(pkl)])
+    assert r.exit_code != 0 and "is a checkpoint file, not a model: convert it first" in r.output
+    r = CliRunner().invoke(cli, ["info", "stylegan2-ffhk"])
     assert r.exit_code != 0 and "unknown model" in r.output
 
 

@@ -33,7 +33,13 @@ def info(name: str) -> dict[str, Any]:
         entry = get_entry(name)
     except UnknownModelError:
         folder = Path(name).expanduser()
+        if folder.is_file():
+            raise UnknownModelError(f"{name} is a checkpoint file, not a model: convert it first (ganzoo convert "
+                                    f"{name} OUT_DIR) and give OUT_DIR, or give a registry name") from None
         if not folder.is_dir():
+            if "/" in name or name.startswith(("~", ".")):
+                raise FileNotFoundError(f"no such model folder: {name}; check the path, or give a registry name "
+                                        "(ganzoo list)") from None
             raise
         return _folder_info(folder)
     d = entry.to_dict()

@@ -317,14 +317,27 @@ def _apply_umask(folder: Path) -> None:
     chmod_like_new_dir(folder)
 
 
+def check_output_folder(out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Refuse, before any work, a model folder path :func:`write_model_folder` could not write: an existing file, a
+    non-empty folder without ``overwrite``, or a path under a file."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder; pick a folder path for the model")
+    if out.is_dir() and not overwrite and any(out.iterdir()):
+        raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (--force) or pick "
+                              "another folder")
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot make {out}: {parent} is a file, not a folder; pick another path")
+            break
+    return out
+
+
 def write_model_folder(out_dir: str | os.PathLike[str], config: dict[str, Any], tensors: Mapping[str, torch.Tensor],
                        card: str | None = None, *, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
     """Write the common format atomically and return the folder path."""
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        if any(out.iterdir()):
-            raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (--force) or pick "
-                                  "another folder")
+    out = check_output_folder(out_dir, overwrite)
     check_tensors(config, tensors, where="converted tensors")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

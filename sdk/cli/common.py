@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
+import sys
 from typing import Any, Callable
 
 import click
@@ -11,9 +14,34 @@ import torch
 
 from zoo.errors import ZooError
 
-# Errors that are the user's input, printed as one line without a traceback.
-USER_ERRORS = (ZooError, ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError,
-               NotADirectoryError, IsADirectoryError, ConnectionError)
+# Errors that are the user's input or the machine's (a path, a full disk), printed as one line without a traceback.
+USER_ERRORS = (ZooError, ValueError, KeyError, OSError)
+
+# What to do about an OS error on a path, by errno; the path is filled in.
+_OS_HINTS = {
+    errno.ENOENT: "no such file or folder: {path}; check the path (a folder to write into must exist or be creatable)",
+    errno.EEXIST: "{path} already exists, as a file where a folder is needed; choose another path",
+    errno.ENOTDIR: "a part of {path} is a file, not a folder; choose another path",
+    errno.EISDIR: "{path} is a folder; give a file path",
+    errno.EACCES: "permission denied: {path}; choose a location you can write to",
+    errno.EPERM: "not permitted: {path}; choose a location you can write to",
+    errno.EROFS: "{path} is on a read-only file system; choose a writable location",
+    errno.ENOSPC: "no space left on the device for {path}; free some space or choose another location",
+}
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for an OS error: its own message when it has one, else what went wrong with which path and what to
+    do (``[Errno 17] File exists: 'afile'`` -> "afile already exists, as a file where a folder is needed; ...")."""
+    text = str(e)
+    if e.errno is None or not text.startswith("[Errno"):
+        return text
+    path = e.filename2 if e.filename2 is not None and e.errno == errno.EISDIR else e.filename
+    hint = _OS_HINTS.get(e.errno)
+    if path is None:
+        return f"{e.strerror or text}"
+    shown = repr(os.fsdecode(path))
+    return hint.format(path=shown) if hint else f"{e.strerror}: {shown}"
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,8 +53,13 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            raise
         except USER_ERRORS as e:
-            msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            if isinstance(e, OSError):
+                msg = os_error_text(e)
+            else:
+                msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
             raise click.ClickException(msg.splitlines()[0] if msg else type(e).__name__) from None
 
     return wrapper
@@ -55,6 +88,12 @@ def progress_printer(quiet: bool) -> Callable[[str], None] | None:
 def run_main(group: click.Group) -> int:
     try:
         group.main(standalone_mode=False)
+    except BrokenPipeError:  # `ganzoo list | head`: the reader left; say nothing more, as other tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

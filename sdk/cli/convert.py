@@ -7,10 +7,22 @@ import click
 from .common import emit_json, friendly_errors, progress_printer, quiet_option
 
 
+def _list_formats(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import converters
+
+    for fmt in converters.list_formats():
+        click.echo(f"{fmt.name:24s} {fmt.description}")
+    ctx.exit(0)
+
+
 @click.command("convert")
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("out_dir", type=click.Path())
 @click.option("--format", "fmt", default=None, help="Force a source format (see --list-formats).")
+@click.option("--list-formats", is_flag=True, expose_value=False, is_eager=True, callback=_list_formats,
+              help="List the source formats and exit.")
 @click.option("--name", "model_name", default=None, help="Registry name to record in config and card.")
 @click.option("--classes", default=None, metavar="NAMES|N",
               help="Class names in index order, comma-separated (or a class count) for a conditional checkpoint "

@@ -57,9 +57,9 @@ def _class_mode(G: Any, class_idx: int | str | None) -> int | str | None:
             raise DatasetError("this model is unconditional: drop class_idx / --class")
         return None
     if class_idx is None:
-        raise DatasetError(f"this model is conditional ({c_dim} classes): pass class_idx=N (or a class name), "
-                           "'all' (every class of every seed) or 'uniform' (seed k gets class k mod "
-                           f"{c_dim})")
+        raise DatasetError(f"this model is conditional ({c_dim} classes): give a class (--class N or a class "
+                           "name; class_idx in Python), 'all' (every class of every seed) or 'uniform' (seed k gets "
+                           f"class k mod {c_dim})")
     if class_idx in ("all", "uniform"):
         return class_idx
     from sdk.classes import resolve_class

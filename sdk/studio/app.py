@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 import sdk
-from sdk.cli.common import USER_ERRORS
+from sdk.cli.common import USER_ERRORS, os_error_text
 
 from .state import (Cancelled, LoadedModel, StudioInputError, StudioState, parse_class_text, parse_layer_text,
                     parse_seed_text, sample_command)
@@ -42,7 +42,8 @@ EDIT_SOURCES = ["seed", "uploaded latent", "inverted latent"]
 # --- errors -----------------------------------------------------------------------------------------------
 
 def _one_line(e: BaseException) -> str:
-    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    msg = os_error_text(e) if isinstance(e, OSError) else str(e.args[0]) if isinstance(e, KeyError) and e.args \
+        else str(e)
     msg = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
     return msg
 
