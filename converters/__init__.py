@@ -98,6 +98,13 @@ def _with_registry_hints(fmt: SourceFormat, digest: str | None, options: dict[st
         raise ConversionError(f"format {fmt.name!r} takes no option(s) {', '.join(unknown)}"
                               f"{'; it takes ' + ', '.join(fmt.options) if fmt.options else ''}")
     known = entry_for_sha256(digest) if digest else None
+    if known is not None and ("class_names" in options or "num_classes" in options):
+        given = len(options["class_names"]) if "class_names" in options else int(options["num_classes"])
+        if given != known.num_classes:
+            has = f"{known.num_classes} classes" if known.conditional else "no classes (it is unconditional)"
+            raise ConversionError(f"this file is the registered {known.name}, which has {has}, not {given}: drop "
+                                  "--classes (class_names / num_classes), or give "
+                                  f"{known.num_classes} names in index order")
     if known is not None and known.class_names and "class_names" in fmt.options \
             and "class_names" not in options and "num_classes" not in options:
         options["class_names"] = list(known.class_names)

@@ -95,3 +95,18 @@ def test_generate_names_the_cli_option_for_a_missing_class(tmp_path):
     line = _one_clean_line(run("generate", str(model), "--num", "2", "--out", str(tmp_path / "ds"), "-q"))
     assert "conditional (8 classes)" in line and "--class N" in line, line
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
+
+
+def test_convert_refuses_a_class_count_that_contradicts_the_registered_file(tmp_path):
+    eyes = WEIGHTS / "omniart-eye-generator-0.1_generator_model_state.pth"
+    line = _one_clean_line(run("convert", str(eyes), str(tmp_path / "e"), "--classes", "a,b"))
+    assert "registered" in line and "has 8 classes, not 2" in line, line
+    line = _one_clean_line(run("convert", str(DCGAN), str(tmp_path / "d"), "--classes", "3"))
+    assert "no classes (it is unconditional), not 3" in line, line
+    assert not any(tmp_path.iterdir())
+    names = ",".join(f"c{i}" for i in range(8))  # the right count with names of the user's own is taken
+    r = run("convert", str(eyes), str(tmp_path / "e"), "--classes", names, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    import json
+
+    assert json.loads(r.output)["class_names"] == names.split(",")

@@ -174,7 +174,7 @@ def test_convert_classes_option(tmp_path: Path) -> None:
     r = run("convert", str(src), str(tmp_path / "count"), "--classes", "8", "--json", "-q")
     config = json.loads(r.output)
     assert config["c_dim"] == 8 and config["z_dim"] == 100 and config["class_names"] is None
-    r = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "dup"), "--classes", "a,a,b", "-q"])
+    r = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "dup"), "--classes", "a,a,b,c,d,e,f,g", "-q"])
     assert r.exit_code != 0 and "distinct" in r.output and not (tmp_path / "dup").exists()
     mlp = WEIGHTS / MODELS["mlpgan-mnist-28"][0]
     r = CliRunner().invoke(cli, ["convert", str(mlp), str(tmp_path / "mlp"), "--classes", "3", "-q"])
