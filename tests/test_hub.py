@@ -160,7 +160,7 @@ def test_push_validates_the_folder(model_dir, tmp_path):
     r = run("push", str(bad), "--repo-id", "org/x", "--dry-run")
     assert r.exit_code != 0 and "corrupt or truncated" in r.output
     r = run("push", str(model_dir), "--repo-id", "not a repo", "--dry-run")
-    assert r.exit_code != 0 and "bad Hub model id" in r.output
+    assert r.exit_code != 0 and "bad Hub model id" in r.output and "expected org/name or org/name@revision" in r.output
 
 
 def test_push_uploads_and_loads_back(hub, model_dir, tmp_path):

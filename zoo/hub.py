@@ -31,7 +31,8 @@ def parse_repo_spec(spec: str) -> tuple[str, str | None]:
     """``"org/name@rev"`` -> ``("org/name", "rev")``; a bad id is a :class:`HubError`."""
     repo_id, _, revision = spec.strip().partition("@")
     if not _REPO_ID.match(repo_id) or ".." in repo_id or (revision == "" and "@" in spec):
-        raise HubError(f"bad Hub model id {spec!r}: expected hf-hub:org/name or hf-hub:org/name@revision")
+        raise HubError(f"bad Hub model id {spec!r}: expected org/name or org/name@revision (written "
+                       "hf-hub:org/name where a model is loaded by name)")
     return repo_id, revision or None
 
 
