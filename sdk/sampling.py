@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from .truncated_noise import biggan_seed_to_z
 
 if TYPE_CHECKING:
     from .backends import BackendChoice
+    from .backends.runners import Runner
 
 
 def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
@@ -95,21 +96,51 @@ def default_noise_mode(G: Any) -> str:
     return str(getattr(G, "default_noise_mode", None) or "const")
 
 
-def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-             class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
-             quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
-             backend: "str | BackendChoice" = "auto", precision: str = "fp32",
-             **forward_kwargs: Any) -> torch.Tensor:
-    """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1]).
+def is_exported(G: Any) -> bool:
+    """Whether ``G`` is an exported ONNX/ORT file (:class:`sdk.OnnxGenerator`): it runs in onnxruntime itself."""
+    from .export.onnx_generator import OnnxGenerator
 
-    ``backend``: ``"auto"`` (the fastest measured for this model and machine, see :mod:`sdk.backends`),
-    ``"torch"``, ``"compiled"`` or ``"onnx"``; ``batch_size=None`` lets the choice pick it. Every backend
-    and batch size gives each seed the same image (within the fp32 export tolerance for the graph backends).
-    ``precision="bf16"`` (CPUs with AVX512-BF16 / AMX) or ``"fp16"`` (CUDA) is an opt-in faster, lossy path;
-    ``sdk.backends.precision_quality`` measures its PSNR against fp32.
-    ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
-    ``gen_images.py``; the model's own transform is restored afterwards. ``noise_mode=None`` uses
-    :func:`default_noise_mode`.
+    return isinstance(G, OnnxGenerator)
+
+
+def resolve_backend(G: Any, backend: "str | BackendChoice" = "auto", batch_size: int | None = None, *,
+                    noise_mode: str = "const", truncation_cutoff: int | None = None, quiet: bool = True,
+                    precision: str = "fp32", **forward_kwargs: Any) -> "tuple[Runner, BackendChoice]":
+    """The runner and choice sampling uses: :func:`sdk.backends.resolve` for a zoo generator, a choice made
+    beforehand (a :class:`~sdk.backends.BackendChoice`) as it is, and for an exported file (:func:`is_exported`)
+    onnxruntime on the provider the file's session uses, whatever ``backend`` of auto / onnx / torch is asked."""
+    from .backends import BackendChoice, BackendError, make_runner, resolve
+    from .backends.tune import DEFAULT_BATCH
+
+    exported = is_exported(G)
+    if isinstance(backend, BackendChoice):  # a choice made beforehand (e.g. by the CLI, to report it)
+        runner = make_runner(G, "torch" if exported else backend.backend, noise_mode, truncation_cutoff,
+                             precision=backend.precision, **forward_kwargs)
+        return runner, backend
+    if not exported:
+        return resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=truncation_cutoff,
+                       quiet=quiet, precision=precision, **forward_kwargs)
+    if backend not in ("auto", "onnx", "torch"):  # torch: "G itself", as callers that pass any generator say
+        raise BackendError(f"{G.path.name} is an exported file: it runs in onnxruntime (backend onnx or auto), "
+                           f"not {backend}")
+    # the OnnxGenerator is the callable: the torch runner calls it, and it calls onnxruntime
+    runner = make_runner(G, "torch", noise_mode, truncation_cutoff, precision=precision, **forward_kwargs)
+    what = f"onnxruntime runs {G.path.name} on {G.provider_in_use}"
+    if batch_size is None and backend == "auto":
+        return runner, BackendChoice("onnx", None, "adaptive", f"{what}; batch size measured while sampling")
+    return runner, BackendChoice("onnx", batch_size or DEFAULT_BATCH, "forced", what)
+
+
+def generate_batches(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                     class_idx: int | str | None = None, noise_mode: str | None = None,
+                     batch_size: int | None = None, quiet: bool = True, translate: Sequence[float] | None = None,
+                     rotate: float | None = None, backend: "str | BackendChoice" = "auto", precision: str = "fp32",
+                     **forward_kwargs: Any) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """:func:`generate` one batch at a time: yields ``(batch_seeds, images [n, C, H, W])`` as each batch is made,
+    so a caller can write it out and let it go (memory stays flat; an interrupted job keeps what it wrote).
+
+    A generator: nothing runs (and no argument is checked) until the first batch is asked for. The progress bar
+    counts a batch when it is yielded; an adaptive batch size is cached once the last batch has been taken.
     """
     if noise_mode is None:
         noise_mode = default_noise_mode(G)
@@ -117,13 +148,17 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
         from .transform import input_transform, inverse_transform
 
         if "transform" in getattr(G, "extra_defaults", {}):  # an exported StyleGAN3: the transform is an input
-            return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                            backend=backend, transform=inverse_transform(translate, rotate), **forward_kwargs)
+            yield from generate_batches(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                        class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size,
+                                        quiet=quiet, backend=backend, transform=inverse_transform(translate, rotate),
+                                        **forward_kwargs)
+            return
         with input_transform(G, translate, rotate):
-            return generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                            class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                            backend="torch" if backend == "auto" else backend, **forward_kwargs)
+            yield from generate_batches(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                        class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size,
+                                        quiet=quiet, backend="torch" if backend == "auto" else backend,
+                                        **forward_kwargs)
+        return
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
@@ -133,33 +168,68 @@ def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncati
         raise ValueError(f"truncation psi must be a finite number, got {truncation_psi}")
     device = _parse_device(G)
     class_idx = resolve_class(G, class_idx)  # names ("golden retriever") -> indices
-    from .backends import BackendChoice, BatchPlan, make_runner, resolve
+    from .backends import BatchPlan
 
-    if isinstance(backend, BackendChoice):  # a choice made beforehand (e.g. by the CLI, to report it)
-        choice = backend
-        runner = make_runner(G, choice.backend, noise_mode, truncation_cutoff, precision=choice.precision,
-                             **forward_kwargs)
-    else:
-        runner, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=truncation_cutoff,
-                                 quiet=quiet, precision=precision, **forward_kwargs)
+    runner, choice = resolve_backend(G, backend, batch_size, noise_mode=noise_mode,
+                                     truncation_cutoff=truncation_cutoff, quiet=quiet, precision=precision,
+                                     **forward_kwargs)
     plan = BatchPlan(choice, len(seeds))
-    out = []
-    with torch.no_grad(), tqdm(total=len(seeds), desc=f"sampling ({choice.backend})", unit="img",
-                               disable=quiet) as bar:
+    with tqdm(total=len(seeds), desc=f"sampling ({choice.backend})", unit="img", disable=quiet) as bar:
         i = 0
         while i < len(seeds):
             chunk = seeds[i:i + plan.next_size(len(seeds) - i)]
             t0 = time.perf_counter()
-            z = seeds_to_z(G, chunk, truncation_psi).to(device)
-            c = G.make_c(class_idx, len(chunk), device=device)
-            with plan.measuring(G, len(chunk)):
-                img = runner(z, c, truncation_psi)
-            out.append(img.to(torch.float32).cpu())
+            with torch.no_grad():  # not held across the yield: the caller's grad mode stays its own
+                z = seeds_to_z(G, chunk, truncation_psi).to(device)
+                c = G.make_c(class_idx, len(chunk), device=device)
+                with plan.measuring(G, len(chunk)):
+                    img = runner(z, c, truncation_psi)
+                img = img.to(torch.float32).cpu()
             plan.record(len(chunk), time.perf_counter() - t0)
             bar.update(len(chunk))
             i += len(chunk)
+            yield chunk, img
     plan.finish(G)
-    return torch.cat(out, dim=0)
+
+
+def generate(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+             class_idx: int | str | None = None, noise_mode: str | None = None, batch_size: int | None = None,
+             quiet: bool = True, translate: Sequence[float] | None = None, rotate: float | None = None,
+             backend: "str | BackendChoice" = "auto", precision: str = "fp32",
+             **forward_kwargs: Any) -> torch.Tensor:
+    """Images for ``seeds`` as one float tensor ``[N, C, H, W]`` (nominal [-1, 1]); :func:`generate_batches`
+    gives them batch by batch.
+
+    ``backend``: ``"auto"`` (the fastest measured for this model and machine, see :mod:`sdk.backends`),
+    ``"torch"``, ``"compiled"`` or ``"onnx"``; ``batch_size=None`` lets the choice pick it. Every backend
+    and batch size gives each seed the same image (within the fp32 export tolerance for the graph backends).
+    An exported file (:class:`sdk.OnnxGenerator`) runs in onnxruntime (see :func:`resolve_backend`).
+    ``precision="bf16"`` (CPUs with AVX512-BF16 / AMX) or ``"fp16"`` (CUDA) is an opt-in faster, lossy path;
+    ``sdk.backends.precision_quality`` measures its PSNR against fp32.
+    ``translate=(tx, ty)`` / ``rotate=degrees`` (StyleGAN3 only) transform the output like upstream
+    ``gen_images.py``; the model's own transform is restored afterwards. ``noise_mode=None`` uses
+    :func:`default_noise_mode`.
+    """
+    batches = generate_batches(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                               class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                               translate=translate, rotate=rotate, backend=backend, precision=precision,
+                               **forward_kwargs)
+    return torch.cat([img for _, img in batches], dim=0)
+
+
+def sample_batches(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0,
+                   truncation_cutoff: int | None = None, class_idx: int | str | None = None,
+                   noise_mode: str | None = None, batch_size: int | None = None, quiet: bool = True,
+                   translate: Sequence[float] | None = None, rotate: float | None = None,
+                   backend: "str | BackendChoice" = "auto", precision: str = "fp32",
+                   **forward_kwargs: Any) -> Iterator[tuple[list[int], list[Image.Image]]]:
+    """:func:`sample` one batch at a time: yields ``(batch_seeds, PIL images)`` as each batch is made
+    (see :func:`generate_batches`)."""
+    for chunk, img in generate_batches(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                       class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size,
+                                       quiet=quiet, translate=translate, rotate=rotate, backend=backend,
+                                       precision=precision, **forward_kwargs):
+        yield chunk, to_pil(img)
 
 
 def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
@@ -168,10 +238,12 @@ def sample(G: Any, seeds: Sequence[int] = (0,), truncation_psi: float = 1.0, tru
            backend: "str | BackendChoice" = "auto", precision: str = "fp32",
            **forward_kwargs: Any) -> list[Image.Image]:
     """One PIL image per seed; the same seed gives the same image whatever ``batch_size`` or ``backend``."""
-    return to_pil(generate(G, seeds, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                           class_idx=class_idx, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                           translate=translate, rotate=rotate, backend=backend, precision=precision,
-                           **forward_kwargs))
+    return [im for _, ims in sample_batches(G, seeds, truncation_psi=truncation_psi,
+                                            truncation_cutoff=truncation_cutoff, class_idx=class_idx,
+                                            noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                                            translate=translate, rotate=rotate, backend=backend,
+                                            precision=precision, **forward_kwargs)
+            for im in ims]
 
 
 MAX_SEEDS = 1 << 16

@@ -110,3 +110,12 @@ def test_convert_refuses_a_class_count_that_contradicts_the_registered_file(tmp_
     import json
 
     assert json.loads(r.output)["class_names"] == names.split(",")
+
+
+def test_json_on_stdout_stays_parseable_while_backends_report_progress(tmp_path):
+    import json
+
+    r = run("sample", "--seeds", "0-1", "--backend", "onnx", "--outdir", str(tmp_path / "o"), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["backend"]["backend"] == "onnx"  # stdout holds the JSON and nothing else
+    assert "ganzoo: " in r.stderr  # the progress went to stderr

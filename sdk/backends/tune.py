@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -836,7 +837,7 @@ def resolve(G: Any, backend: str = "auto", batch_size: int | None = None, *, noi
     ``precision`` other than fp32 (opt-in: bf16 on CPUs with AVX512-BF16 / AMX, fp16 on CUDA) runs eager torch
     under autocast; :func:`precision_quality` says what it costs in PSNR.
     """
-    say = None if quiet else (lambda m: print(f"ganzoo: {m}", flush=True))
+    say = None if quiet else (lambda m: print(f"ganzoo: {m}", file=sys.stderr, flush=True))
     is_module = isinstance(G, torch.nn.Module)
     device = _device(G)
     layouts = apply_kernel_layouts(device) if is_module else None

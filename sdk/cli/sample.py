@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import emit_json, friendly_errors, resolve_device
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DEFAULT_MODEL = "dcgan-digiface-64"
 
@@ -48,17 +53,18 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     import sdk
     import zoo
     from sdk.images import save_images
+    from sdk.sampling import resolve_backend, sample_batches
 
     if not outdir and not grid:
         raise click.UsageError("give --outdir DIR or --grid FILE.png")
     seed_list = sdk.parse_seeds(seeds)
     shift = parse_translate(translate)
-    if model.endswith((".onnx", ".ort")):
+    exported = model.endswith((".onnx", ".ort"))
+    if exported:
         if backend not in ("auto", "onnx"):
             raise click.BadParameter(f"{Path(model).name} is an exported file: it runs with --backend onnx (or auto)",
                                      param_hint="--backend")
         G = sdk.OnnxGenerator(model, provider=provider, quiet=quiet)
-        backend = "torch"  # the OnnxGenerator itself is the generator to call
     else:
         G = zoo.load(model, device=resolve_device(device), quiet=quiet)
     cls = resolve_class(G, class_idx)
@@ -67,22 +73,25 @@ def sample_cmd(model: str, seeds: str, truncation_psi: float, trunc_cutoff: int 
     if noise_mode is None:
         noise_mode = sdk.sampling.default_noise_mode(G)
     choice = None
-    if shift is None and rotate is None:
-        from sdk.backends import resolve
-
-        _, choice = resolve(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=trunc_cutoff,
-                            quiet=quiet, precision=precision)
+    if exported or (shift is None and rotate is None):  # an exported StyleGAN3 takes the transform as an input
+        _, choice = resolve_backend(G, backend, batch_size, noise_mode=noise_mode, truncation_cutoff=trunc_cutoff,
+                                    quiet=quiet, precision=precision)
         if not quiet:
             size = "measured while sampling" if choice.batch_size is None else f"batch {choice.batch_size}"
             click.echo(f"ganzoo: backend {choice.backend}, {size} ({choice.source}: {choice.reason})", err=True)
-    images = sdk.sample(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
-                        class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
-                        translate=shift, rotate=rotate, backend=choice if choice is not None else backend,
-                        precision=precision)
-    written = []
-    if outdir:
-        written += [str(p) for p in save_images([(im, Path(outdir) / f"seed{s:04d}.png")
-                                                 for s, im in zip(seed_list, images)])]
+    batches = sample_batches(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=trunc_cutoff,
+                             class_idx=cls, noise_mode=noise_mode, batch_size=batch_size, quiet=quiet,
+                             translate=shift, rotate=rotate, backend=choice if choice is not None else backend,
+                             precision=precision)
+    written: list[str] = []
+    images: list[Image.Image] = []  # kept for --grid only: per-seed files are written as their batch comes
+    with contextlib.closing(batches):  # an interrupted job keeps the files of every finished batch
+        for chunk, ims in batches:
+            if outdir:
+                written += [str(p) for p in save_images([(im, Path(outdir) / f"seed{s:04d}.png")
+                                                         for s, im in zip(chunk, ims)])]
+            if grid:
+                images += ims
     if grid:
         written.append(str(sdk.save_image(sdk.make_grid(images, cols=cols), grid)))
     if as_json:
