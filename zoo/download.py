@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .errors import ConversionError, OfflineError
 from .fileio import chmod_like_new_file
 from .format import CONFIG_NAME, sha256_file
-from .loading import cache_dir, converted_dir
+from .loading import _has_upstream_weights, cache_dir, converted_dir, converted_file_dir
 from .registry import ModelEntry
 
 CONNECT_TIMEOUT_S = float(os.environ.get("GANZOO_CONNECT_TIMEOUT", "1.5"))
@@ -206,11 +206,41 @@ def partial_downloads() -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
 
+def cache_targets(name: str) -> list[Path]:
+    """What ``clear_cache(name)`` removes; empty when ``name`` matches nothing in the cache.
+
+    ``name`` is a name ``ganzoo cache list`` shows (a registry model, or the key of a converted file, with
+    its partial downloads), a path it shows (a cached folder or partial download), or an upstream file or
+    checkpoint folder whose conversion is cached.
+    """
+    roots = (cache_dir() / "models", cache_dir() / "converted-files")
+    if name and not name.startswith(".") and not any(s and s in name for s in ("/", os.sep, os.altsep)):
+        targets = [r / name for r in roots if (r / name).is_dir()]
+        targets += [p for p in partial_downloads() if p.name.startswith(f"{name}--")]
+        if targets:
+            return targets
+    path = Path(name).expanduser()
+    if not name or not path.exists():
+        return []
+    resolved = path.resolve()
+    listed = [Path(str(m["path"])) for m in cached_models()] + partial_downloads()
+    for p in listed:
+        if p.resolve() == resolved:
+            return [p]
+    if resolved.is_relative_to(cache_dir().resolve()):  # the cache's own folders, locks, temporaries
+        return []
+    if path.is_dir() and not _has_upstream_weights(path):  # not something zoo.load converts
+        return []
+    out = converted_file_dir(path) if path.is_file() or path.is_dir() else None  # never hash a pipe or device
+    return [out] if out is not None and out.is_dir() else []
+
+
 def clear_cache(name: str | None = None) -> list[str]:
-    """Delete the cached conversion of ``name`` (or everything ganzoo cached); returns what was removed."""
+    """Delete the cache entry ``name`` (see :func:`cache_targets`), or everything ganzoo cached; returns what was
+    removed (empty when ``name`` matches nothing)."""
     removed: list[str] = []
     if name is not None:
-        targets = [converted_dir(name)] + [p for p in partial_downloads() if p.name.startswith(f"{name}--")]
+        targets = cache_targets(name)
     else:
         targets = [cache_dir() / "models", cache_dir() / "converted-files", downloads_dir()]
     for t in targets:

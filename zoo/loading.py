@@ -40,13 +40,18 @@ def _licence_notice(entry: ModelEntry, quiet: bool) -> None:
     print(f"ganzoo: {entry.name}: {note} (silence with GANZOO_NO_LICENSE_NOTICE=1)", file=sys.stderr)
 
 
+def converted_file_dir(path: Path) -> Path:
+    """Where the conversion of upstream file (or checkpoint folder) ``path`` is cached: keyed by its sha256."""
+    digest = sha256_file(path) if path.is_file() else _folder_digest(path)
+    return cache_dir() / "converted-files" / digest[:32]
+
+
 def _convert_file_cached(path: Path, quiet: bool) -> Path:
     """Convert an upstream file once; the cache key is the file's sha256."""
     from .plugins import converter
 
     convert = converter()
-    digest = sha256_file(path) if path.is_file() else _folder_digest(path)
-    out = cache_dir() / "converted-files" / digest[:32]
+    out = converted_file_dir(path)
     if not (out / CONFIG_NAME).is_file():
         progress = None if quiet else (lambda msg: print(f"ganzoo: {msg}", file=sys.stderr))
         convert(path, out, overwrite=True, progress=progress)

@@ -39,16 +39,17 @@ def cache_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def cache_clear(model: str | None, as_json: bool) -> None:
-    """Delete the cached conversion of MODEL, or everything ganzoo cached when MODEL is omitted."""
+    """Delete the cache entry MODEL, or everything ganzoo cached when MODEL is omitted.
+
+    MODEL is a name `ganzoo cache list` shows (a registry model or a converted file's key), a path it shows,
+    or the upstream checkpoint file whose conversion to delete.
+    """
     from zoo.download import cached_models, clear_cache
 
-    if model is not None and model not in {m["name"] for m in cached_models()}:
-        from zoo.download import partial_downloads
-
-        if not any(p.name.startswith(f"{model}--") for p in partial_downloads()):
-            names = ", ".join(m["name"] for m in cached_models() if m["kind"] == "registry") or "none"
-            raise click.ClickException(f"{model!r} is not in the cache (cached: {names}); see `ganzoo cache list`")
     removed = clear_cache(model)
+    if model is not None and not removed:
+        names = ", ".join(str(m["name"]) for m in cached_models()) or "none"
+        raise click.ClickException(f"{model!r} is not in the cache (cached: {names}); see `ganzoo cache list`")
     if as_json:
         emit_json({"removed": removed})
     else:

@@ -205,11 +205,68 @@ def ganzoo_version() -> str:
         return "0+unknown"
 
 
+_UNKNOWN_LICENSES = ("", "unknown", "other")
+
+
+def _card_license(card: Path) -> tuple[str, str]:
+    """Licence id (``license``, or ``license_name`` for "other") and ``## Licence`` text of a model card."""
+    import re
+
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        data = metadata_load(card) or {}
+        text = card.read_text(encoding="utf-8")
+    except Exception:  # noqa: BLE001 - a hand-edited card with broken YAML: no licence from it
+        return "", ""
+    license_id = str(data.get("license") or "")
+    if license_id == "other":
+        license_id = str(data.get("license_name") or "")
+    m = re.search(r"^##\s+Licen[cs]e\s*$(.*?)(?=^#{1,2}\s|\Z)", text, re.M | re.S)
+    return license_id, (m.group(1).strip() if m else "")
+
+
+def model_license(G: nn.Module) -> tuple[str, str]:
+    """The licence ``G`` carries and its plain-language note, ``("", "")`` when none is known.
+
+    First stated wins: the folder's ``config.json`` (``license`` / ``license_note``), the registry entry and
+    card data of its model name, then the ``README.md`` model card of the folder it was loaded from.
+    """
+    info = dict(getattr(G, "model_info", {}) or {})
+    prov = info.get("provenance") or {}
+    folder = Path(info["folder"]) if info.get("folder") else None
+    config: dict[str, Any] = {}
+    if folder is not None and (folder / "config.json").is_file():
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+    license_id = str(info.get("license") or config.get("license") or "")
+    note = str(config.get("license_note") or "")
+    name = info.get("model_name") or prov.get("model_name") or config.get("model_name")
+    if name:
+        from zoo.cards import card_data
+        from zoo.registry import get_entry, is_registered
+
+        entry = get_entry(name) if is_registered(name) else None
+        extra = card_data(name) if entry is not None else {}
+        if license_id in _UNKNOWN_LICENSES:
+            license_id = entry.license if entry is not None else license_id
+        if not note:
+            note = str(extra.get("license_note") or "") or (entry.license_text if entry is not None else "")
+    if folder is not None and (license_id in _UNKNOWN_LICENSES or not note) and (folder / "README.md").is_file():
+        card_id, card_note = _card_license(folder / "README.md")
+        license_id = card_id if license_id in _UNKNOWN_LICENSES else license_id
+        note = note or card_note
+    return ("" if license_id in _UNKNOWN_LICENSES else license_id), note
+
+
 def build_metadata(G: nn.Module, parts: str, precision: str, noise_mode: str,
                    truncation_cutoff: int | None) -> dict[str, str]:
     info = dict(getattr(G, "model_info", {}) or {})
     prov = info.get("provenance") or {}
     source = info.get("model_name") or prov.get("model_name") or prov.get("source_file") or ""
+    license_id, license_note = model_license(G)
     extras = {k: v.tolist() for k, v in _extra_defaults(G, parts).items()}
     meta = {
         "architecture": str(getattr(G, "architecture", type(G).__name__)),
@@ -225,7 +282,8 @@ def build_metadata(G: nn.Module, parts: str, precision: str, noise_mode: str,
         "z_convention": str(getattr(G, "z_convention", "nvidia")),
         "source_model": str(source),
         "weights_sha256": str(info.get("weights_sha256", "")),
-        "license": str(info.get("license", "")),
+        "license": license_id,
+        "license_note": license_note,
         "ganzoo_version": ganzoo_version(),
         "parts": parts,
         "precision": precision,
