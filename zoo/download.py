@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .errors import ConversionError, OfflineError
 from .fileio import chmod_like_new_file
 from .format import CONFIG_NAME, sha256_file
-from .loading import _has_upstream_weights, cache_dir, converted_dir, converted_file_dir
+from .loading import has_upstream_weights, cache_dir, converted_dir, converted_file_dir
 from .registry import ModelEntry
 
 CONNECT_TIMEOUT_S = float(os.environ.get("GANZOO_CONNECT_TIMEOUT", "1.5"))
@@ -229,7 +229,7 @@ def cache_targets(name: str) -> list[Path]:
             return [p]
     if resolved.is_relative_to(cache_dir().resolve()):  # the cache's own folders, locks, temporaries
         return []
-    if path.is_dir() and not _has_upstream_weights(path):  # not something zoo.load converts
+    if path.is_dir() and not has_upstream_weights(path):  # not something zoo.load converts
         return []
     out = converted_file_dir(path) if path.is_file() or path.is_dir() else None  # never hash a pipe or device
     return [out] if out is not None and out.is_dir() else []

@@ -58,7 +58,8 @@ def _convert_file_cached(path: Path, quiet: bool) -> Path:
     return out
 
 
-def _has_upstream_weights(folder: Path) -> bool:
+def has_upstream_weights(folder: Path) -> bool:
+    """Whether ``folder`` holds an upstream checkpoint file (what ``zoo.load`` converts from a folder)."""
     return any(p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt") for p in folder.iterdir())
 
 
@@ -94,7 +95,7 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
                                   "checkpoint file or a converted model folder")
         if path.is_dir():
             # An upstream folder may have a config.json of its own (BigGAN): no model.safetensors there.
-            if (path / CONFIG_NAME).is_file() and ((path / WEIGHTS_NAME).is_file() or not _has_upstream_weights(path)):
+            if (path / CONFIG_NAME).is_file() and ((path / WEIGHTS_NAME).is_file() or not has_upstream_weights(path)):
                 return load_folder(path, device)
             try:
                 return load_folder(_convert_file_cached(path, quiet), device)
